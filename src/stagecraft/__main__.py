@@ -1,0 +1,3 @@
+from stagecraft.cli.main import main
+
+main()

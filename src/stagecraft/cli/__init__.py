@@ -1,0 +1,1 @@
+"""The command-line interface. Parses flags, calls the engine, renders results."""

@@ -1,0 +1,125 @@
+"""Global options shared by every command, and the per-invocation app context."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from stagecraft.cli.output import Output
+    from stagecraft.config.loader import LoadedConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+@dataclass
+class AppContext:
+    """What every command needs: resolved global flags and the output."""
+
+    env: str | None = None
+    config_path: Path | None = None
+    verbose: bool = False
+    quiet: bool = False
+    json: bool = False
+    dry_run: bool = False
+    no_color: bool = False
+    log_format: str = "human"
+    _output: Output | None = None
+
+    @property
+    def output(self) -> Output:
+        if self._output is None:
+            from stagecraft.cli.output import Output
+
+            self._output = Output(
+                json_mode=self.json, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color
+            )
+        return self._output
+
+    def require_env(self) -> str:
+        """The environment name; commands that touch hosts need one."""
+        from stagecraft.errors import UsageError
+
+        if not self.env:
+            raise UsageError(
+                "this command needs an environment",
+                hint="pass --env NAME (or set STAGECRAFT_ENV)",
+            )
+        return self.env
+
+    def load_config(self, *, compose: bool = True) -> LoadedConfig:
+        """Find, load and validate ``stagecraft.yml`` (and check the compose file)."""
+        from stagecraft.config.loader import load_project
+
+        return load_project(self.config_path, env=self.env, check_compose=compose)
+
+
+def _set(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """Callback storing a global option on the root AppContext; later values win."""
+
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        app = ctx.ensure_object(AppContext)
+        if value is None or value is False:
+            return value
+        setattr(app, name, value)
+        return value
+
+    return callback
+
+
+def global_options(func: F) -> F:
+    """Attach the global flags; accepted before or after the subcommand name."""
+    options = [
+        click.option(
+            "-e", "--env", "env", metavar="NAME", expose_value=False, callback=_set("env"),
+            help="Target environment [env: STAGECRAFT_ENV].",
+        ),
+        click.option(
+            "-c", "--config", "config_path", metavar="PATH", expose_value=False,
+            type=click.Path(path_type=Path), callback=_set("config_path"),
+            help="Path to stagecraft.yml [env: STAGECRAFT_CONFIG].",
+        ),
+        click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set("verbose"),
+                     help="Show debug output."),
+        click.option("--quiet", is_flag=True, expose_value=False, callback=_set("quiet"),
+                     help="Only errors and results."),
+        click.option("--json", "json", is_flag=True, expose_value=False, callback=_set("json"),
+                     help="Machine output on stdout (logs stay on stderr)."),
+        click.option("--dry-run", is_flag=True, expose_value=False, callback=_set("dry_run"),
+                     help="Print the plan, change nothing."),
+        click.option("--no-color", is_flag=True, expose_value=False, callback=_set("no_color"),
+                     help="Plain output without colour [env: NO_COLOR]."),
+        click.option(
+            "--log-format", type=click.Choice(["human", "json"]), expose_value=False,
+            callback=_set("log_format"), help="Log lines for people, or one JSON object per event.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def apply_env_fallbacks(app: AppContext) -> None:
+    """Fill unset global flags from STAGECRAFT_* variables (flags win)."""
+    if app.env is None and os.environ.get("STAGECRAFT_ENV"):
+        app.env = os.environ["STAGECRAFT_ENV"]
+    if app.config_path is None and os.environ.get("STAGECRAFT_CONFIG"):
+        app.config_path = Path(os.environ["STAGECRAFT_CONFIG"])
+    if not app.no_color and os.environ.get("NO_COLOR"):
+        app.no_color = True
+    for name in ("verbose", "quiet", "dry_run"):
+        var = "STAGECRAFT_" + name.upper()
+        if not getattr(app, name) and os.environ.get(var, "").lower() in TRUE_WORDS:
+            setattr(app, name, True)
+    if app.log_format == "human" and os.environ.get("STAGECRAFT_LOG_FORMAT") == "json":
+        app.log_format = "json"
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=True)

@@ -1,0 +1,113 @@
+"""The ``stagecraft`` entry point: root group, lazy subcommands, error mapping.
+
+Only ``click`` is imported at start-up; every command module (and pydantic,
+rich, ruamel) is imported when that command runs, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from stagecraft import __version__
+from stagecraft.cli.context import AppContext, apply_env_fallbacks, global_options
+
+# name -> (module, attribute, one-line help). Help is duplicated here so that
+# `stagecraft --help` does not import every command module.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "config": ("stagecraft.cli.commands.config", "config", "Validate, show or export the config schema."),
+    "doctor": ("stagecraft.cli.commands.doctor", "doctor", "Check tools, config, providers and hosts."),
+    "init": ("stagecraft.cli.commands.init", "init", "Write a commented stagecraft.yml for this project."),
+}
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when invoked."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.lazy, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attr, _ = self.lazy[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings=CONTEXT_SETTINGS,
+    help="Run a Docker Compose app locally and deploy it to servers over SSH with zero downtime.",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="stagecraft")
+@global_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    ctx.ensure_object(AppContext)
+
+
+def _finish_setup(app: AppContext) -> None:
+    from stagecraft import log
+
+    apply_env_fallbacks(app)
+    log.configure(stream=sys.stderr, fmt=app.log_format, verbose=app.verbose, quiet=app.quiet)
+
+
+@cli.result_callback()
+def _after(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with the documented exit code."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of exiting (tests use this)."""
+    from stagecraft.errors import ExitCode
+
+    app = AppContext()
+    try:
+        with cli.make_context("stagecraft", list(sys.argv[1:] if argv is None else argv), obj=app) as ctx:
+            _finish_setup(app)
+            cli.invoke(ctx)
+        return ExitCode.OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.USAGE
+    except click.exceptions.Abort:
+        return ExitCode.INTERRUPTED
+    except KeyboardInterrupt:
+        _stderr("interrupted")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.FAILED
+    except Exception as exc:
+        from stagecraft.cli.render import render_error
+
+        return render_error(exc, app)
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
