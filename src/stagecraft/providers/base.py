@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -122,7 +122,7 @@ class Registry(Generic[P]):
                     f"{ep.value}, whose id/kind is {getattr(cls, 'id', '?')!r}/"
                     f"{getattr(cls, 'kind', '?')!r}"
                 )
-            loaded[ep.name] = cls
+            loaded[ep.name] = cast("type[P]", cls)
             self._origins[ep.name] = origin
         self._loaded = loaded
         return loaded

@@ -1,0 +1,179 @@
+"""The ``caddy`` proxy: Caddy's native JSON config, with DNS-resolved upstreams."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from stagecraft.providers.base import ProviderConfig
+from stagecraft.providers.builtin._dev import Port
+from stagecraft.providers.proxy import (
+    ProxyProvider,
+    Route,
+    RouteError,
+    TlsMode,
+    check_tls,
+    sort_routes,
+)
+
+HTTPS_SERVER = "stagecraft"
+REDIRECT_SERVER = "stagecraft_redirect"
+
+
+class CaddyConfig(ProviderConfig):
+    """``proxy.providers.caddy``."""
+
+    image: str = "caddy:2"
+    admin: str = "localhost:2019"
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    upstream_refresh: float = Field(default=1.0, gt=0, le=60)
+    http_port: Port = 80
+    https_port: Port = 443
+
+
+class CaddyProxy(ProxyProvider):
+    """Caddy 2 as the edge proxy: automatic HTTPS, WebSockets, switching without reloads.
+
+    Config keys (``proxy.providers.caddy``):
+
+    - ``image``: the Caddy image run on hosts (default ``caddy:2``).
+    - ``admin``: the admin API address (default ``localhost:2019``).
+    - ``email``: the ACME account email (optional, recommended for ``tls: acme``).
+    - ``upstream_refresh``: seconds between DNS lookups of an upstream name
+      (default 1); a deploy keeps old containers serving at least this long
+      after the switch.
+    - ``http_port`` / ``https_port``: the ports Caddy listens on (default 80/443).
+
+    :meth:`render_config` produces Caddy's native JSON config
+    (https://caddyserver.com/docs/json/): one HTTPS server with a route per
+    host (and path prefix), each a ``reverse_proxy`` whose upstreams come from
+    ``dynamic_upstreams`` with the ``a`` source -- the upstream name is looked up
+    in DNS (every ``upstream_refresh`` seconds) instead of being fixed in the
+    config, so a deploy switches traffic by moving the name (a Docker network
+    alias) to the new containers and never reloads Caddy. While old and new
+    containers both answer to the name, requests are balanced over both;
+    ``load_balancing.try_duration`` retries a request on another address when a
+    stopped container refuses the connection.
+
+    With ``tls: acme`` or ``internal`` a second server on the HTTP port
+    answers every request with a 308 redirect to HTTPS (Caddy still serves ACME
+    HTTP challenges there); ``tls: off`` serves the routes on the HTTP port only.
+    WebSocket upgrades (Vite HMR, live updates) pass through: Caddy's
+    ``reverse_proxy`` handles the ``Upgrade`` handshake and streams both ways
+    with no extra config. A request for a host no route serves gets a 404.
+
+    Example ``stagecraft.yml``::
+
+        proxy:
+          provider: caddy
+          providers:
+            caddy: {email: ops@shop.com}
+
+    >>> caddy = CaddyProxy(CaddyProxy.Config.model_validate({}))
+    >>> config = caddy.render_config([Route("api.shop.com", "shop-api", 4000)], tls="acme")
+    >>> route = config["apps"]["http"]["servers"]["stagecraft"]["routes"][0]
+    >>> route["handle"][0]["dynamic_upstreams"]
+    {'source': 'a', 'name': 'shop-api', 'port': '4000', 'refresh': '1s'}
+    """
+
+    id: ClassVar[str] = "caddy"
+    Config: ClassVar[type[ProviderConfig]] = CaddyConfig
+    config: CaddyConfig
+
+    def render_config(
+        self, routes: Sequence[Route], *, tls: TlsMode, admin: str | None = None
+    ) -> dict[str, Any]:
+        tls = check_tls(tls)
+        ordered = sort_routes(routes)
+        cfg = self.config
+        http: dict[str, Any] = {"http_port": cfg.http_port, "https_port": cfg.https_port}
+        caddy_routes = [*(self._route(r) for r in ordered), _not_found()]
+        config: dict[str, Any] = {
+            "admin": {"listen": admin or cfg.admin, "config": {"persist": False}},
+            "apps": {"http": http},
+        }
+        if tls == "off":
+            http["servers"] = {
+                HTTPS_SERVER: {
+                    "listen": [f":{cfg.http_port}"],
+                    "routes": caddy_routes,
+                    "automatic_https": {"disable": True},
+                }
+            }
+            return config
+        http["servers"] = {
+            HTTPS_SERVER: {
+                "listen": [f":{cfg.https_port}"],
+                "routes": caddy_routes,
+                "automatic_https": {"disable_redirects": True},
+            },
+            REDIRECT_SERVER: {
+                "listen": [f":{cfg.http_port}"],
+                "routes": [self._redirect()],
+            },
+        }
+        hosts = sorted({r.host for r in ordered})
+        if hosts:
+            policy = {"subjects": hosts, "issuers": [self._issuer(tls, hosts)]}
+            config["apps"]["tls"] = {"automation": {"policies": [policy]}}
+        return config
+
+    def _route(self, route: Route) -> dict[str, Any]:
+        match: dict[str, Any] = {"host": [route.host]}
+        if route.path:
+            match["path"] = [route.path, route.path + "/*"]
+        proxy = {
+            "handler": "reverse_proxy",
+            "dynamic_upstreams": {
+                "source": "a",
+                "name": route.upstream_host,
+                "port": str(route.upstream_port),
+                "refresh": _duration(self.config.upstream_refresh),
+            },
+            "load_balancing": {"try_duration": "5s", "try_interval": "250ms"},
+        }
+        return {"match": [match], "handle": [proxy], "terminal": True}
+
+    def _redirect(self) -> dict[str, Any]:
+        port = self.config.https_port
+        authority = "{http.request.host}" + ("" if port == 443 else f":{port}")
+        return {
+            "handle": [
+                {
+                    "handler": "static_response",
+                    "status_code": 308,
+                    "headers": {"Location": [f"https://{authority}{{http.request.uri}}"]},
+                }
+            ]
+        }
+
+    def _issuer(self, tls: TlsMode, hosts: list[str]) -> dict[str, Any]:
+        if tls == "internal":
+            return {"module": "internal"}
+        wildcards = [h for h in hosts if h.startswith("*.")]
+        if wildcards:
+            raise RouteError(
+                f"wildcard host {wildcards[0]} cannot get an ACME certificate over HTTP",
+                hint="list each hostname, or use tls: internal",
+            )
+        issuer: dict[str, Any] = {"module": "acme"}
+        if self.config.email:
+            issuer["email"] = self.config.email
+        return issuer
+
+
+def _not_found() -> dict[str, Any]:
+    """The last route: a host nothing serves gets a 404 rather than Caddy's empty 200."""
+    return {
+        "handle": [
+            {"handler": "static_response", "status_code": 404, "body": "no route for this host\n"}
+        ]
+    }
+
+
+def _duration(seconds: float) -> str:
+    """A Caddy duration string: ``1s``, ``250ms``."""
+    millis = round(seconds * 1000)
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
