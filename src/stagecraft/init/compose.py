@@ -1,0 +1,315 @@
+"""What ``init`` needs from the compose file: its path and a light view of its services.
+
+The services come from ``docker compose config`` (interpolation, ``extends``,
+``include`` and profiles resolved by Compose itself). Only when Docker or its
+Compose plugin is missing does ``init`` read the ``services:`` keys of the file
+directly, and it says so in the detection notes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from stagecraft.errors import (
+    CommandFailed,
+    CommandTimeout,
+    ExitCode,
+    PrerequisiteMissing,
+    StagecraftError,
+)
+from stagecraft.runtime.process import run
+
+COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+"""Compose's own discovery order."""
+
+COMPOSE_TIMEOUT = 60.0
+
+SOURCE_DOCKER = "docker compose config"
+SOURCE_YAML = "YAML read"
+
+# Image repository name fragments -> the kind of dev infrastructure they are.
+INFRA_IMAGES: tuple[tuple[str, str], ...] = (
+    ("postgres", "database"),
+    ("postgis", "database"),
+    ("timescaledb", "database"),
+    ("mysql", "database"),
+    ("mariadb", "database"),
+    ("mongo", "database"),
+    ("clickhouse", "database"),
+    ("cockroach", "database"),
+    ("redis", "cache"),
+    ("valkey", "cache"),
+    ("keydb", "cache"),
+    ("dragonfly", "cache"),
+    ("memcached", "cache"),
+    ("mailpit", "mail"),
+    ("mailhog", "mail"),
+    ("mailcatcher", "mail"),
+    ("smtp4dev", "mail"),
+    ("rabbitmq", "queue"),
+    ("nats", "queue"),
+    ("kafka", "queue"),
+    ("redpanda", "queue"),
+    ("minio", "storage"),
+    ("localstack", "storage"),
+    ("azurite", "storage"),
+    ("elasticsearch", "search"),
+    ("opensearch", "search"),
+    ("meilisearch", "search"),
+    ("typesense", "search"),
+)
+
+_VAR = re.compile(
+    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}"
+)
+
+
+class ComposeReadError(StagecraftError):
+    """``docker compose config`` rejected the project's compose file."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """One compose service, reduced to what detection looks at."""
+
+    name: str
+    image: str | None = None
+    build_context: str | None = None
+    """Directory the service is built from, relative to the project root (posix), or None."""
+    ports: tuple[int, ...] = ()
+    """Container ports (``ports:`` targets, then ``expose:``)."""
+    env_port: int | None = None
+    """The ``PORT`` environment variable, when it is a number."""
+
+    @property
+    def infra_kind(self) -> str | None:
+        """``database``, ``cache``, ``mail``, ... when the image looks like infrastructure."""
+        return infra_kind(self.image)
+
+    @property
+    def port(self) -> int | None:
+        """The port the service listens on, as far as the compose file tells."""
+        if self.env_port is not None:
+            return self.env_port
+        return self.ports[0] if self.ports else None
+
+
+@dataclass(frozen=True)
+class ComposeView:
+    """The compose file and its services, as ``init`` sees them."""
+
+    file: str
+    """Path of the compose file relative to the project root."""
+    services: tuple[ServiceInfo, ...]
+    source: str
+    """``SOURCE_DOCKER`` or ``SOURCE_YAML``."""
+
+    def service(self, name: str) -> ServiceInfo | None:
+        """The service called ``name``, or None."""
+        return next((s for s in self.services if s.name == name), None)
+
+
+def find_compose_file(root: Path) -> Path | None:
+    """The first compose file in ``root``, in Compose's discovery order."""
+    for name in COMPOSE_FILE_NAMES:
+        candidate = root / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def infra_kind(image: str | None) -> str | None:
+    """Classify an image reference by its repository name (``bitnami/redis:7`` -> cache)."""
+    if not image:
+        return None
+    repository = image.split("@", 1)[0]
+    last = repository.rsplit("/", 1)[-1].split(":", 1)[0].lower()
+    for fragment, kind in INFRA_IMAGES:
+        if fragment in last:
+            return kind
+    return None
+
+
+def read_compose(root: Path, compose_file: Path) -> ComposeView:
+    """Read the services of ``compose_file`` through Compose, or from the YAML without Docker.
+
+    Raises :class:`ComposeReadError` when Compose rejects the file.
+    """
+    relative = relative_path(compose_file, root)
+    data = _compose_config(root, compose_file)
+    if data is None:
+        return ComposeView(relative, _services_from_yaml(root, compose_file), SOURCE_YAML)
+    services = data.get("services") or {}
+    infos = tuple(
+        _service_info(name, raw, root)
+        for name, raw in sorted(services.items())
+        if isinstance(raw, Mapping)
+    )
+    return ComposeView(relative, infos, SOURCE_DOCKER)
+
+
+def _compose_config(root: Path, compose_file: Path) -> dict[str, Any] | None:
+    """The normalised model from ``docker compose config``; None if Compose is unavailable."""
+    argv = [
+        "docker", "compose", "-f", str(compose_file), "--project-directory", str(root),
+        "--profile", "*", "config", "--format", "json",
+    ]  # fmt: skip
+    try:
+        result = run(argv, cwd=root, timeout=COMPOSE_TIMEOUT, check=False)
+    except (PrerequisiteMissing, CommandTimeout):
+        return None
+    if not result.ok:
+        if not _compose_plugin_available(root):
+            return None
+        raise ComposeReadError(
+            f"{compose_file.name}: docker compose config failed: {_first_error(result.output)}",
+            hint="fix the compose file (try `docker compose config`), then run "
+            "`stagecraft init` again",
+        )
+    try:
+        loaded = json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        raise ComposeReadError(
+            f"{compose_file.name}: docker compose config printed invalid JSON ({exc})",
+            hint="check `docker compose version`; Stagecraft needs Compose v2",
+        ) from None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _compose_plugin_available(root: Path) -> bool:
+    """Whether ``docker compose`` itself works (as opposed to the file being wrong)."""
+    try:
+        return run(["docker", "compose", "version"], cwd=root, timeout=30, check=False).ok
+    except (PrerequisiteMissing, CommandTimeout, CommandFailed):
+        return False
+
+
+def _first_error(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def _service_info(name: str, raw: Mapping[str, Any], root: Path) -> ServiceInfo:
+    image = raw.get("image")
+    return ServiceInfo(
+        name=name,
+        image=str(image) if image else None,
+        build_context=_build_context(raw.get("build"), root),
+        ports=_ports(raw.get("ports"), raw.get("expose")),
+        env_port=_env_port(raw.get("environment")),
+    )
+
+
+def _build_context(build: Any, root: Path) -> str | None:
+    """The build context relative to ``root``: ``build: ./api`` or ``build: {context: api}``."""
+    if build is None:
+        return None
+    context = build.get("context", ".") if isinstance(build, Mapping) else build
+    if not isinstance(context, str) or "://" in context or context.startswith("git@"):
+        return None
+    path = Path(context)
+    if not path.is_absolute():
+        path = root / path
+    return relative_path(path, root)
+
+
+def _ports(ports: Any, expose: Any) -> tuple[int, ...]:
+    found: list[int] = []
+    for entry in ports or []:
+        target = entry.get("target") if isinstance(entry, Mapping) else _short_port(entry)
+        _append_port(found, target)
+    for entry in expose or []:
+        _append_port(found, str(entry).split("/", 1)[0].split("-", 1)[0])
+    return tuple(found)
+
+
+def _short_port(entry: Any) -> str:
+    """The container port of a short-syntax mapping (``"127.0.0.1:8080:80/tcp"`` -> ``80``)."""
+    text = str(entry).split("/", 1)[0]
+    return text.rsplit(":", 1)[-1].split("-", 1)[0]
+
+
+def _append_port(found: list[int], value: Any) -> None:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        return
+    if 0 < port < 65536 and port not in found:
+        found.append(port)
+
+
+def _env_port(environment: Any) -> int | None:
+    value: Any = None
+    if isinstance(environment, Mapping):
+        value = environment.get("PORT")
+    elif isinstance(environment, list):
+        for item in environment:
+            key, _, rest = str(item).partition("=")
+            if key == "PORT":
+                value = rest
+    try:
+        port = int(str(value))
+    except ValueError:
+        return None
+    return port if 0 < port < 65536 else None
+
+
+def _services_from_yaml(root: Path, compose_file: Path) -> tuple[ServiceInfo, ...]:
+    """Services read straight from the file (no ``extends``/``include``): Docker is missing."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(compose_file.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as exc:
+        raise ComposeReadError(
+            f"{compose_file.name}: cannot read it as YAML: {str(exc).splitlines()[0]}",
+            hint="fix the compose file, then run `stagecraft init` again",
+        ) from None
+    services = data.get("services") if isinstance(data, Mapping) else None
+    if not isinstance(services, Mapping):
+        return ()
+    infos: list[ServiceInfo] = []
+    for name in sorted(services, key=str):
+        raw = services[name]
+        if not isinstance(raw, Mapping):
+            raw = {}
+        resolved = dict(raw)
+        resolved["image"] = _interpolate(raw["image"]) if raw.get("image") else None
+        infos.append(_service_info(str(name), resolved, root))
+    return tuple(infos)
+
+
+def _interpolate(value: Any, environ: Mapping[str, str] | None = None) -> str:
+    """Resolve ``${VAR}``, ``${VAR:-default}`` and ``${VAR-default}`` the way Compose would."""
+    env = os.environ if environ is None else environ
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, default = match.group("name"), match.group("op"), match.group("default")
+        value = env.get(name)
+        if op in (":-", ":?") and not value:
+            return default if op == ":-" else ""
+        if op in ("-", "?") and value is None:
+            return default if op == "-" else ""
+        return value or ""
+
+    return _VAR.sub(replace, str(value))
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as a posix string (``.`` for the root itself)."""
+    try:
+        rel = os.path.relpath(path.resolve(), root.resolve())
+    except ValueError:
+        return path.as_posix()
+    return PurePosixPath(Path(rel).as_posix()).as_posix()
