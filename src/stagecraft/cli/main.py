@@ -18,9 +18,26 @@ from stagecraft.cli.context import AppContext, apply_env_fallbacks, global_optio
 # name -> (module, attribute, one-line help). Help is duplicated here so that
 # `stagecraft --help` does not import every command module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "config": ("stagecraft.cli.commands.config", "config", "Validate, show or export the config schema."),
-    "doctor": ("stagecraft.cli.commands.doctor", "doctor", "Check tools, config, providers and hosts."),
-    "init": ("stagecraft.cli.commands.init", "init", "Write a commented stagecraft.yml for this project."),
+    "config": (
+        "stagecraft.cli.commands.config",
+        "config",
+        "Validate, show or export the config schema.",
+    ),
+    "doctor": (
+        "stagecraft.cli.commands.doctor",
+        "doctor",
+        "Check tools, config, providers and hosts.",
+    ),
+    "init": (
+        "stagecraft.cli.commands.init",
+        "init",
+        "Write a commented stagecraft.yml for this project.",
+    ),
+    "migrate": (
+        "stagecraft.cli.commands.migrate",
+        "migrate",
+        "Apply pending database migrations, or show the plan or status.",
+    ),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -87,7 +104,9 @@ def run(argv: list[str] | None = None) -> int:
 
     app = AppContext()
     try:
-        with cli.make_context("stagecraft", list(sys.argv[1:] if argv is None else argv), obj=app) as ctx:
+        with cli.make_context(
+            "stagecraft", list(sys.argv[1:] if argv is None else argv), obj=app
+        ) as ctx:
             _finish_setup(app)
             cli.invoke(ctx)
         return ExitCode.OK
