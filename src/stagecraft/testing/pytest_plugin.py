@@ -1,0 +1,129 @@
+"""pytest fixtures for Stagecraft's tests (and provider authors'), auto-loaded.
+
+Markers (registered here):
+
+- ``integration``: needs the real Docker engine, sshd, PostgreSQL or Caddy;
+- ``sandbox``: needs root to create network-namespace sandbox hosts. Tests
+  that use ``sandbox3`` or ``sandbox_factory`` get both markers automatically,
+  so ``pytest -m "not sandbox"`` skips them.
+
+Fixtures:
+
+- ``sandbox3`` (session): a started 3-host :class:`~stagecraft.testing.sandbox.Sandbox`;
+  skipped with the reason when this machine cannot run sandboxes (not root,
+  no ``ip netns``). Tests must leave its hosts running (restart what they stop).
+- ``sandbox_factory``: ``make(count)`` returns a new started sandbox, torn down
+  after the test.
+- ``busybox_image`` (session): the tag of the busybox test image on the local daemon.
+- ``ssh_options_for``: ``ssh_options_for(sandbox)`` -> SSHOptions for its hosts.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from stagecraft.runtime.ssh import SSHOptions
+    from stagecraft.testing.sandbox import Sandbox
+
+# Stagecraft modules are imported inside the fixtures: this plugin loads before
+# pytest-cov starts measuring, and an import here would hide their coverage.
+
+SANDBOX_FIXTURES = {"sandbox3", "sandbox_factory"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers this plugin's fixtures rely on."""
+    config.addinivalue_line(
+        "markers", "integration: needs the real Docker engine, sshd, PostgreSQL or Caddy"
+    )
+    config.addinivalue_line("markers", "sandbox: needs root to create network-namespace hosts")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that use sandbox fixtures as ``sandbox`` and ``integration``."""
+    for item in items:
+        if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sandbox)
+            item.add_marker(pytest.mark.integration)
+
+
+def start_sandbox(count: int, workdir: Path, base: str) -> Sandbox:
+    """Start a sandbox under the first free prefix ``base``, ``base1``, ... ``base9``."""
+    from stagecraft.testing.sandbox import Sandbox, SandboxBusyError, cleanup_leftovers
+
+    for prefix in [base, *(f"{base}{n}" for n in range(1, 10))]:
+        try:
+            cleanup_leftovers(prefix)
+            return Sandbox(count, workdir=workdir / prefix, prefix=prefix).start()
+        except SandboxBusyError:
+            continue
+    raise SandboxBusyError(f"every sandbox prefix {base}..{base}9 is in use")
+
+
+_SESSION: dict[str, bool] = {}
+
+
+def _require_sandbox() -> None:
+    """Skip unless sandboxes work here; once per session, clean up crashed runs' leftovers."""
+    from stagecraft.testing.sandbox import SandboxUnavailable, check_available, cleanup_stale
+
+    try:
+        check_available()
+    except SandboxUnavailable as exc:
+        pytest.skip(f"sandbox hosts unavailable: {exc.message}")
+    if not _SESSION.get("stale_cleaned"):
+        cleanup_stale()
+        _SESSION["stale_cleaned"] = True
+
+
+@pytest.fixture(scope="session")
+def sandbox3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Three sandbox hosts shared by the whole session."""
+    _require_sandbox()
+    sandbox = start_sandbox(3, tmp_path_factory.mktemp("sandbox3"), "sc")
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[int], Sandbox]]:
+    """``make(count)``: a new started sandbox, stopped after the test."""
+    _require_sandbox()
+    made: list[Sandbox] = []
+
+    def make(count: int = 1) -> Sandbox:
+        sandbox = start_sandbox(count, tmp_path_factory.mktemp("sandbox"), "sf")
+        made.append(sandbox)
+        return sandbox
+
+    try:
+        yield make
+    finally:
+        for sandbox in reversed(made):
+            sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> str:
+    """The busybox test image on the local daemon (built once)."""
+    if shutil.which("docker") is None:
+        pytest.skip("docker is not installed")
+    from stagecraft.testing import images
+
+    return images.ensure_busybox_image()
+
+
+@pytest.fixture
+def ssh_options_for() -> Callable[[Sandbox], SSHOptions]:
+    """``ssh_options_for(sandbox)``: SSH options that reach that sandbox's hosts."""
+    from stagecraft.testing.sandbox import ssh_options_for as options_for
+
+    return options_for
