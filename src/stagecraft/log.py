@@ -73,7 +73,9 @@ class HumanFormatter(logging.Formatter):
         return f"{prefix} {text}" if prefix else text
 
 
-def configure(*, stream: IO[str], fmt: str = "human", verbose: bool = False, quiet: bool = False) -> None:
+def configure(
+    *, stream: IO[str], fmt: str = "human", verbose: bool = False, quiet: bool = False
+) -> None:
     """Install the single Stagecraft handler on the ``stagecraft`` logger."""
     logger = logging.getLogger("stagecraft")
     for handler in list(logger.handlers):

