@@ -12,14 +12,13 @@ Prints medians; asserts nothing.
 Needs Docker, Node/npm (the quickstart's packages are installed from the npm
 registry once), and the rights to bind ports 443/80 (else pass --https-port
 and --http-port). PostgreSQL is `$POSTGRES_IMAGE` when set, else a local image
-built from examples/quickstart/images/postgres FROM the debootstrap Debian
+built by stagecraft.testing.images.ensure_postgres_image FROM the debootstrap Debian
 image (machines without a registry).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import signal
@@ -44,25 +43,10 @@ def stagecraft() -> str:
 
 
 def postgres_image() -> str:
-    """``$POSTGRES_IMAGE``, else the quickstart's local PostgreSQL image (built once)."""
-    if os.environ.get("POSTGRES_IMAGE"):
-        return os.environ["POSTGRES_IMAGE"]
-    from stagecraft.testing.images import ensure_debian_image, image_exists
+    """The local stand-in for the quickstart's PostgreSQL (no registry here), built once."""
+    from stagecraft.testing.images import ensure_postgres_image
 
-    context = EXAMPLE / "images" / "postgres"
-    digest = hashlib.sha256(
-        b"".join((context / name).read_bytes() for name in ("Dockerfile", "entrypoint.sh"))
-    ).hexdigest()[:10]
-    tag = f"stagecraft-test/quickstart-postgres:{digest}"
-    if not image_exists(tag):
-        base = ensure_debian_image()
-        subprocess.run(
-            ["docker", "build", "-q", "--build-arg", f"BASE={base}", "-t", tag, str(context)],
-            env={**os.environ, "DOCKER_BUILDKIT": "0"},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    return tag
+    return ensure_postgres_image()
 
 
 def prepare(work: Path) -> Path:

@@ -96,13 +96,29 @@ start_postgres() {
   fi
 }
 
+check_node() {
+  # The quickstart's Vite 7 needs Node >= 20.19; Debian 12's own nodejs is 18, so the
+  # machine's Node (preinstalled on these machines) is used and checked here.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "node: Node.js >= 20.19 and npm are needed by examples/quickstart (install them from nodejs.org or your distribution)"
+    exit 1
+  fi
+  local version
+  version="$(node --version | sed 's/^v//')"
+  if ! printf '%s\n%s\n' "20.19.0" "$version" | sort -V -C; then
+    log "node: found $version, but the quickstart's Vite 7 needs Node >= 20.19"
+    exit 1
+  fi
+}
+
 main() {
   install_apt
+  check_node
   install_python
   install_compose_plugin
   start_dockerd
   start_postgres
-  log "ready: $("$VENV/bin/python" --version), $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?') daemon, compose $(docker compose version --short 2>/dev/null || echo '?')"
+  log "ready: $("$VENV/bin/python" --version), node $(node --version), $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?') daemon, compose $(docker compose version --short 2>/dev/null || echo '?')"
 }
 
 main "$@"

@@ -3,7 +3,6 @@ reached through an SSH tunnel (the database port is not published there)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
@@ -23,47 +22,6 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "tunnel-pw-9f3"
 
-# What the official postgres image does at first start, for an image built here from
-# Debian's postgresql-15 (no registry is reachable): POSTGRES_USER/PASSWORD/DB.
-ENTRYPOINT = r"""#!/bin/sh
-set -eu
-: "${POSTGRES_USER:=postgres}"
-: "${POSTGRES_DB:=$POSTGRES_USER}"
-BIN=/usr/lib/postgresql/15/bin
-PGDATA=/var/lib/postgresql/data
-AS_PG="setpriv --reuid=postgres --regid=postgres --init-groups"
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  mkdir -p "$PGDATA" /run/postgresql
-  chown postgres:postgres "$PGDATA" /run/postgresql
-  chmod 700 "$PGDATA"
-  pwfile=$(mktemp)
-  printf '%s' "${POSTGRES_PASSWORD:-}" > "$pwfile"
-  chown postgres "$pwfile"
-  $AS_PG "$BIN/initdb" -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" -E UTF8 \
-    --no-locale --auth-local=trust --auth-host=scram-sha-256 >/dev/null
-  rm -f "$pwfile"
-  echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-  if [ "$POSTGRES_DB" != postgres ]; then
-    $AS_PG "$BIN/postgres" --single -D "$PGDATA" postgres >/dev/null <<EOF
-CREATE DATABASE "$POSTGRES_DB";
-EOF
-  fi
-fi
-exec $AS_PG "$BIN/postgres" -D "$PGDATA" -c listen_addresses='*'
-"""
-
-DOCKERFILE = """\
-FROM {base}
-RUN apt-get update \\
- && apt-get install -y --no-install-recommends postgresql-15 \\
- && rm -rf /var/lib/apt/lists/*
-COPY entrypoint.sh /usr/local/bin/pg-entrypoint
-RUN chmod 755 /usr/local/bin/pg-entrypoint
-EXPOSE 5432
-STOPSIGNAL SIGINT
-ENTRYPOINT ["/usr/local/bin/pg-entrypoint"]
-"""
-
 MIGRATION = "CREATE TABLE accounts (id serial PRIMARY KEY, name text);\n"
 
 
@@ -79,26 +37,11 @@ def docker(*args: str, docker_host: str | None = None, check: bool = True) -> st
     return result.stdout
 
 
-def ensure_postgres_image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A PostgreSQL 15 image built FROM the Debian test image; built once, then reused."""
-    from stagecraft.testing.images import ensure_debian_image, image_exists
-
-    base = ensure_debian_image()
-    dockerfile = DOCKERFILE.format(base=base)
-    digest = hashlib.sha256((dockerfile + ENTRYPOINT).encode()).hexdigest()[:10]
-    tag = f"stagecraft-test/postgres:15-{digest}"
-    if image_exists(tag):
-        return tag
-    context = tmp_path_factory.mktemp("pg-image")
-    (context / "Dockerfile").write_text(dockerfile)
-    (context / "entrypoint.sh").write_text(ENTRYPOINT)
-    docker("build", "-q", "-t", tag, str(context))
-    return tag
-
-
 @pytest.fixture(scope="module")
-def postgres_image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return ensure_postgres_image(tmp_path_factory)
+def postgres_image() -> str:
+    from stagecraft.testing.images import ensure_postgres_image
+
+    return ensure_postgres_image()
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:

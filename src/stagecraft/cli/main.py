@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "config",
         "Validate, show or export the config schema.",
     ),
+    "dev": ("stagecraft.cli.commands.dev", "dev", "Run infra, dev servers and the HTTPS proxy."),
     "doctor": (
         "stagecraft.cli.commands.doctor",
         "doctor",

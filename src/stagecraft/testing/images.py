@@ -16,11 +16,13 @@ Example::
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import shlex
 import shutil
 import struct
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -177,6 +179,38 @@ def ensure_debian_image(docker_host: str | None = None, tag: str = DEBIAN_TAG) -
     return tag
 
 
+POSTGRES_CONTEXT = Path(__file__).parent / "data" / "postgres"
+
+
+def ensure_postgres_image(docker_host: str | None = None) -> str:
+    """A stand-in for ``postgres:16-alpine``: Debian's PostgreSQL 15 with the official
+    image's POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB start-up behaviour.
+
+    Built FROM :func:`ensure_debian_image` (no registry needed), tagged by the hash of its
+    build context so an edited Dockerfile or entrypoint gives a new image.
+    """
+    digest = hashlib.sha256(
+        b"".join((POSTGRES_CONTEXT / n).read_bytes() for n in ("Dockerfile", "entrypoint.sh"))
+    ).hexdigest()[:10]
+    tag = f"stagecraft-test/postgres:15-{digest}"
+    with _image_lock(tag):
+        if image_exists(tag, docker_host):
+            return tag
+        base = ensure_debian_image(docker_host)
+        _docker(
+            docker_host,
+            "build",
+            "-q",
+            "--build-arg",
+            f"BASE={base}",
+            "-t",
+            tag,
+            str(POSTGRES_CONTEXT),
+            timeout=900,
+        )
+    return tag
+
+
 def copy_image(tag: str, from_host: str | None, to_host: str | None) -> None:
     """Copy ``tag`` from one daemon to another (``docker save | docker load``), if missing."""
     source_id = image_id(tag, from_host)
@@ -250,3 +284,25 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+BUILDERS = {
+    "busybox": ensure_busybox_image,
+    "caddy": ensure_caddy_image,
+    "debian": ensure_debian_image,
+    "postgres": ensure_postgres_image,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stagecraft.testing.images NAME``: build (once) and print the image tag."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in BUILDERS:
+        sys.stderr.write(f"usage: python -m stagecraft.testing.images {{{','.join(BUILDERS)}}}\n")
+        return 2
+    print(BUILDERS[args[0]]())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
