@@ -188,15 +188,13 @@ BuildPlan = ComposeBuild | DockerBuild | BuildCommand
 """How one service's production image is built."""
 
 
-class BackendProvider(Provider, ABC):
-    """Base class of backend providers (provider kind ``backend``)."""
-
-    kind: ClassVar[str] = "backend"
+class DevServerProvider(Provider, ABC):
+    """What backend and frontend providers share: a dev server and a production image."""
 
     @property
     @abstractmethod
     def service(self) -> str:
-        """The compose service that runs this backend when deployed."""
+        """The compose service that runs this part of the app when deployed."""
 
     @abstractmethod
     def dev_process(self, ctx: DevContext) -> DevProcess:
@@ -205,6 +203,12 @@ class BackendProvider(Provider, ABC):
     @abstractmethod
     def build(self, req: BuildRequest) -> BuildPlan:
         """How to build the production image ``req.image``."""
+
+
+class BackendProvider(DevServerProvider):
+    """Base class of backend providers (provider kind ``backend``)."""
+
+    kind: ClassVar[str] = "backend"
 
 
 def signal_number(name: str) -> signal.Signals:

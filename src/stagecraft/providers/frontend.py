@@ -50,7 +50,6 @@ A third-party frontend is a subclass registered under the entry-point group
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from stagecraft.providers.backend import (
@@ -60,10 +59,10 @@ from stagecraft.providers.backend import (
     ComposeBuild,
     DevContext,
     DevProcess,
+    DevServerProvider,
     DockerBuild,
     Readiness,
 )
-from stagecraft.providers.base import Provider
 
 __all__ = [
     "BuildCommand",
@@ -78,20 +77,7 @@ __all__ = [
 ]
 
 
-class FrontendProvider(Provider, ABC):
+class FrontendProvider(DevServerProvider):
     """Base class of frontend providers (provider kind ``frontend``)."""
 
     kind: ClassVar[str] = "frontend"
-
-    @property
-    @abstractmethod
-    def service(self) -> str:
-        """The compose service that serves this frontend when deployed."""
-
-    @abstractmethod
-    def dev_process(self, ctx: DevContext) -> DevProcess:
-        """The dev server to run for ``stagecraft dev``."""
-
-    @abstractmethod
-    def build(self, req: BuildRequest) -> BuildPlan:
-        """How to build the production image ``req.image``."""

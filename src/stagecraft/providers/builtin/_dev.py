@@ -15,6 +15,7 @@ from stagecraft.providers.backend import (
     BuildRequest,
     ComposeBuild,
     DevContext,
+    DevProcess,
     DockerBuild,
     Readiness,
     signal_number,
@@ -164,3 +165,29 @@ def dev_env(
 ) -> dict[str, str]:
     """Core env, then what the provider computes, then the user's ``env`` (which wins)."""
     return {**ctx.env, **computed, **user}
+
+
+def command_dev_process(
+    name: str, dev: DevCommandConfig, ctx: DevContext, *, api_url: bool = False
+) -> DevProcess:
+    """The dev server of a generic provider: ``dev.command`` with PORT and the public URLs.
+
+    ``api_url`` also passes ``STAGECRAFT_API_URL`` (frontends call the backend through it).
+    """
+    computed: dict[str, str] = {}
+    if dev.port:
+        computed["PORT"] = str(dev.port)
+    if ctx.public_url:
+        computed["STAGECRAFT_PUBLIC_URL"] = ctx.public_url
+    if api_url and ctx.api_url:
+        computed["STAGECRAFT_API_URL"] = ctx.api_url
+    return DevProcess(
+        name=name,
+        argv=dev.command,
+        cwd=ctx.root / dev.workdir,
+        env=dev_env(ctx, computed, dev.env),
+        port=dev.port,
+        readiness=dev.ready.readiness() if dev.ready else Readiness(),
+        stop_signal=dev.stop_signal,
+        stop_timeout=dev.stop_timeout,
+    )

@@ -10,14 +10,13 @@ from stagecraft.providers.backend import (
     BuildRequest,
     DevContext,
     DevProcess,
-    Readiness,
 )
 from stagecraft.providers.base import ProviderConfig
 from stagecraft.providers.builtin._dev import (
     DevCommandConfig,
     DockerBuildConfig,
     build_plan,
-    dev_env,
+    command_dev_process,
 )
 
 
@@ -86,22 +85,7 @@ class GenericBackend(BackendProvider):
         return self.config.service
 
     def dev_process(self, ctx: DevContext) -> DevProcess:
-        dev = self.config.dev
-        computed: dict[str, str] = {}
-        if dev.port:
-            computed["PORT"] = str(dev.port)
-        if ctx.public_url:
-            computed["STAGECRAFT_PUBLIC_URL"] = ctx.public_url
-        return DevProcess(
-            name="backend",
-            argv=dev.command,
-            cwd=ctx.root / dev.workdir,
-            env=dev_env(ctx, computed, dev.env),
-            port=dev.port,
-            readiness=dev.ready.readiness() if dev.ready else Readiness(),
-            stop_signal=dev.stop_signal,
-            stop_timeout=dev.stop_timeout,
-        )
+        return command_dev_process("backend", self.config.dev, ctx)
 
     def build(self, req: BuildRequest) -> BuildPlan:
         return build_plan(self.config.build, self.service, req)

@@ -9,7 +9,7 @@ from stagecraft.providers.builtin._dev import (
     DevCommandConfig,
     DockerBuildConfig,
     build_plan,
-    dev_env,
+    command_dev_process,
 )
 from stagecraft.providers.frontend import (
     BuildPlan,
@@ -17,7 +17,6 @@ from stagecraft.providers.frontend import (
     DevContext,
     DevProcess,
     FrontendProvider,
-    Readiness,
 )
 
 
@@ -76,24 +75,7 @@ class GenericFrontend(FrontendProvider):
         return self.config.service
 
     def dev_process(self, ctx: DevContext) -> DevProcess:
-        dev = self.config.dev
-        computed: dict[str, str] = {}
-        if dev.port:
-            computed["PORT"] = str(dev.port)
-        if ctx.public_url:
-            computed["STAGECRAFT_PUBLIC_URL"] = ctx.public_url
-        if ctx.api_url:
-            computed["STAGECRAFT_API_URL"] = ctx.api_url
-        return DevProcess(
-            name="frontend",
-            argv=dev.command,
-            cwd=ctx.root / dev.workdir,
-            env=dev_env(ctx, computed, dev.env),
-            port=dev.port,
-            readiness=dev.ready.readiness() if dev.ready else Readiness(),
-            stop_signal=dev.stop_signal,
-            stop_timeout=dev.stop_timeout,
-        )
+        return command_dev_process("frontend", self.config.dev, ctx, api_url=True)
 
     def build(self, req: BuildRequest) -> BuildPlan:
         return build_plan(self.config.build, self.service, req)
