@@ -245,8 +245,8 @@ def test_a_broken_compose_file_is_reported(tmp_path: Path) -> None:
     (root / "compose.yaml").write_text("services:\n  api:\n    ports: 80\n")
     result = stagecraft("init", "--yes", cwd=root)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: compose.yaml: docker compose config failed:")
-    assert "hint: fix the compose file" in result.stderr
+    assert result.stderr.startswith("error: compose.yaml: ")
+    assert "hint: run `docker compose -f compose.yaml config`" in result.stderr
     assert not (root / "stagecraft.yml").exists()
 
 

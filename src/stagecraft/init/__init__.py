@@ -12,7 +12,7 @@ produces the text and :func:`write_config` writes it. Example::
     write_config(output_path(None), render(choices), force=False)
 """
 
-from stagecraft.init.compose import ComposeReadError, ComposeView, ServiceInfo, infra_kind
+from stagecraft.init.compose import ComposeView, ServiceInfo, infra_kind
 from stagecraft.init.detect import NoComposeFileError, detect
 from stagecraft.init.model import (
     BackendGuess,
@@ -29,7 +29,6 @@ from stagecraft.init.write import ConfigExistsError, output_path, write_config
 
 __all__ = [
     "BackendGuess",
-    "ComposeReadError",
     "ComposeView",
     "ConfigExistsError",
     "DatabaseGuess",

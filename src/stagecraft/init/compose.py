@@ -8,7 +8,6 @@ directly, and it says so in the detection notes.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -16,16 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from stagecraft.errors import (
-    CommandFailed,
-    CommandTimeout,
-    ExitCode,
-    PrerequisiteMissing,
-    StagecraftError,
+from stagecraft.compose.model import (
+    ComposeError,
+    load_compose,
 )
-from stagecraft.runtime.process import run
+from stagecraft.errors import CommandTimeout, PrerequisiteMissing
 
-COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 """Compose's own discovery order."""
 
 COMPOSE_TIMEOUT = 60.0
@@ -70,12 +65,6 @@ _VAR = re.compile(
 )
 
 
-class ComposeReadError(StagecraftError):
-    """``docker compose config`` rejected the project's compose file."""
-
-    exit_code = ExitCode.USAGE
-
-
 @dataclass(frozen=True)
 class ServiceInfo:
     """One compose service, reduced to what detection looks at."""
@@ -117,15 +106,6 @@ class ComposeView:
         return next((s for s in self.services if s.name == name), None)
 
 
-def find_compose_file(root: Path) -> Path | None:
-    """The first compose file in ``root``, in Compose's discovery order."""
-    for name in COMPOSE_FILE_NAMES:
-        candidate = root / name
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def infra_kind(image: str | None) -> str | None:
     """Classify an image reference by its repository name (``bitnami/redis:7`` -> cache)."""
     if not image:
@@ -141,60 +121,17 @@ def infra_kind(image: str | None) -> str | None:
 def read_compose(root: Path, compose_file: Path) -> ComposeView:
     """Read the services of ``compose_file`` through Compose, or from the YAML without Docker.
 
-    Raises :class:`ComposeReadError` when Compose rejects the file.
+    Raises :class:`~stagecraft.compose.model.ComposeError` when Compose rejects the file.
     """
     relative = relative_path(compose_file, root)
-    data = _compose_config(root, compose_file)
-    if data is None:
+    try:
+        project = load_compose([compose_file], project_directory=root, timeout=COMPOSE_TIMEOUT)
+    except (PrerequisiteMissing, CommandTimeout):
         return ComposeView(relative, _services_from_yaml(root, compose_file), SOURCE_YAML)
-    services = data.get("services") or {}
     infos = tuple(
-        _service_info(name, raw, root)
-        for name, raw in sorted(services.items())
-        if isinstance(raw, Mapping)
+        _service_info(name, service.raw, root) for name, service in sorted(project.services.items())
     )
     return ComposeView(relative, infos, SOURCE_DOCKER)
-
-
-def _compose_config(root: Path, compose_file: Path) -> dict[str, Any] | None:
-    """The normalised model from ``docker compose config``; None if Compose is unavailable."""
-    argv = [
-        "docker", "compose", "-f", str(compose_file), "--project-directory", str(root),
-        "--profile", "*", "config", "--format", "json",
-    ]  # fmt: skip
-    try:
-        result = run(argv, cwd=root, timeout=COMPOSE_TIMEOUT, check=False)
-    except (PrerequisiteMissing, CommandTimeout):
-        return None
-    if not result.ok:
-        if not _compose_plugin_available(root):
-            return None
-        raise ComposeReadError(
-            f"{compose_file.name}: docker compose config failed: {_first_error(result.output)}",
-            hint="fix the compose file (try `docker compose config`), then run "
-            "`stagecraft init` again",
-        )
-    try:
-        loaded = json.loads(result.stdout)
-    except json.JSONDecodeError as exc:
-        raise ComposeReadError(
-            f"{compose_file.name}: docker compose config printed invalid JSON ({exc})",
-            hint="check `docker compose version`; Stagecraft needs Compose v2",
-        ) from None
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def _compose_plugin_available(root: Path) -> bool:
-    """Whether ``docker compose`` itself works (as opposed to the file being wrong)."""
-    try:
-        return run(["docker", "compose", "version"], cwd=root, timeout=30, check=False).ok
-    except (PrerequisiteMissing, CommandTimeout, CommandFailed):
-        return False
-
-
-def _first_error(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
 
 
 def _service_info(name: str, raw: Mapping[str, Any], root: Path) -> ServiceInfo:
@@ -270,7 +207,7 @@ def _services_from_yaml(root: Path, compose_file: Path) -> tuple[ServiceInfo, ..
     try:
         data = YAML(typ="safe", pure=True).load(compose_file.read_text(encoding="utf-8"))
     except (OSError, YAMLError) as exc:
-        raise ComposeReadError(
+        raise ComposeError(
             f"{compose_file.name}: cannot read it as YAML: {str(exc).splitlines()[0]}",
             hint="fix the compose file, then run `stagecraft init` again",
         ) from None

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stagecraft import log
+from stagecraft.compose.model import COMPOSE_FILENAMES, discover_compose_file
 from stagecraft.errors import UsageError
 from stagecraft.init.compose import (
-    COMPOSE_FILE_NAMES,
     SOURCE_DOCKER,
     ComposeView,
     ServiceInfo,
-    find_compose_file,
     read_compose,
     relative_path,
 )
@@ -80,13 +79,13 @@ def detect(root: Path) -> Detection:
         print(render(detection.defaults()))
 
     Raises :class:`NoComposeFileError` when ``root`` has no compose file, and
-    :class:`~stagecraft.init.compose.ComposeReadError` when Compose rejects it.
+    :class:`~stagecraft.compose.model.ComposeError` when Compose rejects it.
     """
     root = root.resolve()
-    compose_file = find_compose_file(root)
+    compose_file = discover_compose_file(root)
     if compose_file is None:
         raise NoComposeFileError(
-            f"no compose file in {root} (looked for {', '.join(COMPOSE_FILE_NAMES)})",
+            f"no compose file in {root} (looked for {', '.join(COMPOSE_FILENAMES)})",
             hint="Stagecraft runs Docker Compose projects: add a compose.yaml, or run "
             "`stagecraft init` in the directory that has one",
         )

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from stagecraft.compose.model import ComposeError
 from stagecraft.errors import ExitCode
 from stagecraft.init import (
     BackendGuess,
-    ComposeReadError,
     DatabaseGuess,
     FrontendGuess,
     NoComposeFileError,
@@ -129,10 +129,11 @@ def test_compose_file_names_follow_composes_order(make_project: MakeProject) -> 
 
 def test_compose_error_names_the_file(make_project: MakeProject) -> None:
     root = make_project({"compose.yaml": "services:\n  api:\n    image: [not, a, string]\n"})
-    with pytest.raises(ComposeReadError) as info:
+    with pytest.raises(ComposeError) as info:
         detect(root)
     assert info.value.exit_code == ExitCode.USAGE
-    assert info.value.message.startswith("compose.yaml: docker compose config failed: ")
+    assert info.value.message.startswith(f"{root / 'compose.yaml'}: ")
+    assert info.value.message.endswith("services.api.image must be a string")
     assert "image" in info.value.message
 
 
@@ -220,7 +221,7 @@ def test_unreadable_yaml_without_docker(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     root = make_project({"compose.yaml": "services: [\n"})
-    with pytest.raises(ComposeReadError, match=r"^compose.yaml: cannot read it as YAML"):
+    with pytest.raises(ComposeError, match=r"^compose.yaml: cannot read it as YAML"):
         detect(root)
 
 
