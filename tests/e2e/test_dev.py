@@ -329,6 +329,39 @@ def test_sigint_stops_every_process_and_the_infra(session: Session) -> None:
     assert "stagecraft dev: stopped, infra stopped" in session.err()
 
 
+def start_ready(project: Project) -> Session:
+    dev = start_dev(project)
+    wait_until(
+        lambda: "ready in" in dev.out() or dev.proc.poll() is not None, 180, "dev to be ready"
+    )
+    assert dev.proc.poll() is None, f"dev exited:\n{dev.out()}\n{dev.err()}"
+    return dev
+
+
+def test_sigterm_stops_like_ctrl_c(quickstart: Project) -> None:
+    dev = start_ready(quickstart)
+    tree = proctree.descendants([dev.proc.pid], proctree.process_table())
+    dev.proc.send_signal(signal.SIGTERM)
+    assert dev.proc.wait(timeout=60) == 0, dev.err()
+    assert [p.pid for p in tree if proctree.is_alive(p)] == []
+    assert processes_in(quickstart.dir) == []
+    assert running_containers(quickstart.dir, quickstart.env) == []
+    assert "stagecraft dev: stopped, infra stopped" in dev.err()
+
+
+def test_second_ctrl_c_forces_and_still_leaves_nothing(quickstart: Project) -> None:
+    dev = start_ready(quickstart)
+    tree = proctree.descendants([dev.proc.pid], proctree.process_table())
+    dev.proc.send_signal(signal.SIGINT)
+    wait_until(lambda: "Ctrl-C again to force" in dev.err(), 30, "the first Ctrl-C to register")
+    dev.proc.send_signal(signal.SIGINT)
+    dev.proc.wait(timeout=60)
+    assert [p.pid for p in tree if proctree.is_alive(p)] == []
+    assert processes_in(quickstart.dir) == []
+    assert running_containers(quickstart.dir, quickstart.env) == []
+    assert "killed" in dev.err(), dev.err()
+
+
 # -- bad inputs: one line naming the component, non-zero exit, nothing left running --------
 
 
