@@ -18,6 +18,7 @@ from stagecraft.cli.context import AppContext, apply_env_fallbacks, global_optio
 # name -> (module, attribute, one-line help). Help is duplicated here so that
 # `stagecraft --help` does not import every command module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "build": ("stagecraft.cli.commands.build", "build", "Build the release images locally."),
     "config": (
         "stagecraft.cli.commands.config",
         "config",
@@ -34,10 +35,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "init",
         "Write a commented stagecraft.yml for this project.",
     ),
+    "lock": ("stagecraft.cli.commands.lock", "lock", "Inspect or break the deploy lock."),
     "migrate": (
         "stagecraft.cli.commands.migrate",
         "migrate",
         "Apply pending database migrations, or show the plan or status.",
+    ),
+    "plan": ("stagecraft.cli.commands.plan", "plan", "Show what a deploy would change per host."),
+    "releases": (
+        "stagecraft.cli.commands.releases",
+        "releases",
+        "List an environment's releases, or show one.",
     ),
 }
 

@@ -56,9 +56,10 @@ class CaddyProxy(ProxyProvider):
     (https://caddyserver.com/docs/json/): one HTTPS server with a route per
     host (and path prefix), each a ``reverse_proxy`` whose upstreams come from
     ``dynamic_upstreams`` with the ``a`` source -- the upstream name is looked up
-    in DNS (every ``upstream_refresh`` seconds) instead of being fixed in the
-    config, so a deploy switches traffic by moving the name (a Docker network
-    alias) to the new containers and never reloads Caddy. While old and new
+    (every ``upstream_refresh`` seconds) instead of being fixed in the config, so
+    a deploy switches traffic by changing what the name resolves to (the proxy
+    container's hosts file, see ``stagecraft.deploy.edge``) and never reloads
+    Caddy. While old and new
     containers both answer to the name, requests are balanced over both;
     ``load_balancing.try_duration`` retries a request on another address when a
     stopped container refuses the connection.

@@ -1,0 +1,50 @@
+"""`stagecraft plan`: what a deploy would do on each host; changes nothing."""
+
+from __future__ import annotations
+
+import click
+
+from stagecraft.cli.context import AppContext, global_options, pass_app
+
+HELP = """Show what deploying the current version to --env would do, per host and service.
+
+Compares the per-host compose files of the release with the containers running on each
+host (from their labels): create, replace (image and/or config changed), keep, remove;
+plus pending migrations. Changes nothing. Exits 5 when a host cannot be reached (the
+other hosts are still planned).
+"""
+
+
+@click.command(help=HELP)
+@click.option(
+    "--version",
+    "version",
+    metavar="VERSION",
+    help="Plan this version instead of the git tree's.",
+)
+@click.option(
+    "--no-migrations",
+    is_flag=True,
+    help="Do not connect to databases for pending migrations.",
+)
+@global_options
+@pass_app
+def plan(app: AppContext, version: str | None, no_migrations: bool) -> None:
+    from stagecraft.deploy.model_planning import compute_plan
+    from stagecraft.deploy.plan import render_text
+    from stagecraft.errors import HostError
+
+    env = app.require_env()
+    loaded = app.load_config()
+    result = compute_plan(loaded, env, explicit_version=version, migrations=not no_migrations)
+    if app.json:
+        app.output.json(result.to_json())
+    else:
+        app.output.result(render_text(result).rstrip("\n"))
+    if result.unreachable:
+        names = ", ".join(h.host for h in result.unreachable)
+        raise HostError(
+            names,
+            "unreachable: planned the other hosts only",
+            hint="check the host is up and reachable with `ssh`, then plan again",
+        )

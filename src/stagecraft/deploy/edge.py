@@ -1,0 +1,484 @@
+"""The edge proxy on a host, and switching a route's upstream without dropping a request.
+
+One Caddy container (``stagecraft-proxy``) per host serves every project and
+environment deployed there (ADR 0005, sections 2, 3 and 5). Its state lives in
+``/var/lib/stagecraft/proxy``: ``settings.json`` (image, TLS mode, ports),
+``routes.json`` (the route set of every app on the host), ``caddy.json`` (the
+config rendered from both), ``hosts`` and ``upstreams/`` (name resolution, see
+:mod:`stagecraft.deploy.edge_hosts`) and ``data/`` (certificates, ACME account).
+
+Why a hosts file (measured with ``bench/zero_downtime_switch.py``; figures in
+ADR 0005 section 5): routes use Caddy's ``dynamic_upstreams`` (``a`` source)
+with a stable name per routed service, ``<service>.<env>.<project>.internal``.
+A switch rewrites, in place, the hosts file bind-mounted at the proxy's
+``/etc/hosts``; Caddy's Go resolver picks the change up (mtime check, at most
+5 s) and Caddy's upstream cache refreshes every ``upstream_refresh`` second. The
+proxy config is never reloaded by a switch, so no client connection is closed,
+and the old containers are *unresolved* but still running: requests already on
+their way finish there, and they are stopped only after the drain. That gave
+zero failed requests with keep-alive (wrk) and new-connection clients. A config
+reload (``POST /load``) per switch closes idle keep-alive client connections and
+loses requests racing that; Docker network aliases cannot remove one container
+from a name while it keeps its address on the network (only disconnecting it,
+which cuts its in-flight requests, or stopping it), so old and new containers are
+balanced together until the old one is gone.
+
+The admin API listens on the container's loopback only; route changes are
+loaded with ``docker exec stagecraft-proxy caddy reload`` (the caddy binary is
+the one program every Caddy image has, a ``FROM scratch`` one included). A
+switch is observed through a probe server inside the proxy (port 2020 on the
+``stagecraft`` network, reached through an SSH tunnel): it proxies to the same
+upstream name and answers with the address Caddy really chose.
+
+Example (what the rollout does on each host)::
+
+    state = ensure_proxy(host, image="caddy:2", tls_mode="acme", email="ops@shop.com")
+    name = upstream_name("shop", "prod", "web")
+    apply_routes(host, "shop", "prod", [Route("shop.com", name, 8080)])
+    ...  # start the new web containers, wait until healthy
+    result = switch(host, name, ["172.18.0.9"], proxy=state)   # returns once routed
+    ...  # drain, then stop the old containers
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stagecraft import log
+from stagecraft.deploy import edge_hosts
+from stagecraft.deploy.edge_config import (
+    PROBE_PATH,
+    PROBE_PORT,
+    UPSTREAM_HEADER,
+    ProxySettings,
+    render_proxy_config,
+    routes_from_json,
+    routes_to_json,
+)
+from stagecraft.errors import CommandFailed, HostError, StagecraftError
+from stagecraft.providers.proxy import Route, TlsMode, check_tls
+from stagecraft.runtime.ssh import SSHHost
+
+logger = logging.getLogger(__name__)
+
+PROXY_CONTAINER = "stagecraft-proxy"
+NETWORK = "stagecraft"
+PROXY_DIR = "/var/lib/stagecraft/proxy"
+CONTAINER_DIR = "/etc/stagecraft/proxy"
+SETTINGS_FILE = f"{PROXY_DIR}/settings.json"
+ROUTES_FILE = f"{PROXY_DIR}/routes.json"
+CONFIG_FILE = f"{PROXY_DIR}/caddy.json"
+SETTINGS_LABEL = "stagecraft.proxy-settings"
+ADMIN = "localhost:2019"
+
+
+class EdgeError(HostError):
+    """The edge proxy of a host could not be set up, reconfigured or switched."""
+
+
+@dataclass(frozen=True)
+class ProxyState:
+    """The proxy container on one host: ``address`` is its IP on the ``stagecraft`` network."""
+
+    host: str
+    container_id: str
+    address: str
+    settings: ProxySettings
+    created: bool
+
+
+@dataclass(frozen=True)
+class RoutesResult:
+    """What :func:`apply_routes` did: ``changed`` False means nothing was written or loaded."""
+
+    host: str
+    changed: bool
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class SwitchResult:
+    """What :func:`switch` did: ``seconds`` from the write until the proxy routed to the new set."""
+
+    host: str
+    name: str
+    addresses: tuple[str, ...]
+    previous: tuple[str, ...]
+    seconds: float
+
+
+def upstream_name(project: str, env: str, service: str) -> str:
+    """The stable name the proxy resolves for a routed service (ADR 0005, section 5).
+
+    >>> upstream_name("shop", "staging", "web")
+    'web.staging.shop.internal'
+    """
+    name = f"{service}.{env}.{project}.internal".lower().replace("_", "-")
+    if not edge_hosts.valid_name(name):
+        raise StagecraftError(
+            f"cannot build an upstream name from project {project!r}, env {env!r}, "
+            f"service {service!r}",
+            hint="use letters, digits and '-' in project, environment and service names",
+        )
+    return name
+
+
+def ensure_proxy(
+    host: SSHHost,
+    *,
+    image: str = "caddy:2",
+    tls_mode: TlsMode = "acme",
+    email: str | None = None,
+    http_port: int = 80,
+    https_port: int = 443,
+    upstream_refresh: float = 1.0,
+    timeout: float = 60.0,
+) -> ProxyState:
+    """Make the host's proxy run with these settings; idempotent.
+
+    Creates the ``stagecraft`` network, the state directory, the hosts file and
+    the config (from the routes already on the host), and the container with
+    ``--restart unless-stopped``. A running container with the same settings is
+    left alone (``created`` False); different settings replace it (a short gap).
+
+    Example::
+
+        state = ensure_proxy(host, image="caddy:2", tls_mode="off", http_port=8080)
+    """
+    settings = ProxySettings(
+        image, check_tls(tls_mode), email, http_port, https_port, upstream_refresh
+    )
+    _ensure_network(host)
+    host.run(["mkdir", "-p", f"{PROXY_DIR}/data", f"{PROXY_DIR}/config"])
+    host.write_file(SETTINGS_FILE, settings.to_json(), mode=0o644)
+    host.run(["sh", "-c", edge_hosts.update_script(PROXY_DIR, None)])
+    routes = _read_routes(host)
+    host.write_file(CONFIG_FILE, _render(settings, routes), mode=0o644)
+    current = _inspect(host)
+    created = False
+    if current is not None and current[2] != settings.fingerprint():
+        log.event(logger, logging.INFO, "replacing the proxy (settings changed)", host=host.name)
+        host.docker("rm", "-f", PROXY_CONTAINER)
+        current = None
+    if current is None:
+        host.docker(*_run_args(settings))
+        created = True
+    elif not current[1]:
+        host.docker("start", PROXY_CONTAINER)
+    _wait_loaded(host, timeout)
+    found = _inspect(host)
+    if found is None:
+        raise EdgeError(host.name, f"the proxy container {PROXY_CONTAINER} vanished")
+    log.event(logger, logging.INFO, "proxy ready", host=host.name, phase="edge")
+    return ProxyState(host.name, found[0], found[3], settings, created)
+
+
+def apply_routes(
+    host: SSHHost, project: str, env: str, routes: Sequence[Route], *, timeout: float = 30.0
+) -> RoutesResult:
+    """Set ``project``/``env``'s routes on the host's proxy, keeping every other app's.
+
+    Loads the new config (``caddy reload``) only when the merged route set
+    changed; a conflict with another app's route raises RouteError and
+    changes nothing; a config Caddy rejects is rolled back.
+
+    Example::
+
+        apply_routes(host, "shop", "prod", [Route("shop.com", "web.prod.shop.internal", 80)])
+    """
+    settings = read_settings(host)
+    app = f"{project}/{env}"
+    with _remote_lock(host, f"{PROXY_DIR}/routes.lock", timeout):
+        table = _read_route_table(host)
+        merged = {**table, app: sorted(routes)}
+        if not routes:
+            merged.pop(app)
+        all_routes = [r for key in sorted(merged) for r in merged[key]]
+        config = _render(settings, all_routes)  # raises RouteError on conflicts
+        previous = host.read_file(CONFIG_FILE)
+        if previous == config and merged == table:
+            return RoutesResult(host.name, False, tuple(all_routes))
+        host.write_file(CONFIG_FILE, config, mode=0o644)
+        try:
+            _reload(host)
+        except CommandFailed as exc:
+            if previous is not None:
+                host.write_file(CONFIG_FILE, previous, mode=0o644)
+            raise EdgeError(
+                host.name,
+                f"the proxy rejected the routes of {app}: {exc.message}",
+                hint=f"check the routes; the previous config stays loaded ({CONFIG_FILE})",
+            ) from None
+        host.write_file(ROUTES_FILE, routes_to_json(merged), mode=0o644)
+    log.event(logger, logging.INFO, f"routes of {app} loaded", host=host.name, phase="edge")
+    return RoutesResult(host.name, True, tuple(all_routes))
+
+
+def switch(
+    host: SSHHost,
+    name: str,
+    addresses: Sequence[str],
+    *,
+    proxy: ProxyState | None = None,
+    wait: bool = True,
+    timeout: float = 30.0,
+) -> SwitchResult:
+    """Make ``name`` resolve to ``addresses`` in the proxy, then wait until it routes there.
+
+    Never touches the proxy config. With ``wait`` (the default) it returns once
+    the proxy was seen sending requests to the new addresses
+    (:func:`wait_switched`); old containers can be drained and stopped then.
+
+    Example::
+
+        switch(host, "web.prod.shop.internal", ["172.18.0.9", "172.18.0.10"])
+    """
+    if not edge_hosts.valid_name(name):
+        raise StagecraftError(f"invalid upstream name {name!r}")
+    bad = [a for a in addresses if not edge_hosts.valid_address(a)]
+    if bad or not addresses:
+        raise StagecraftError(
+            f"switch {name} on {host.name}: invalid addresses {list(addresses)!r}",
+            hint="pass the new containers' IP addresses on the stagecraft network",
+        )
+    previous = tuple(read_upstreams(host).get(name, ()))
+    started = time.monotonic()
+    data = "".join(f"{a}\n" for a in addresses).encode()
+    host.run(["sh", "-c", edge_hosts.update_script(PROXY_DIR, name)], input=data)
+    log.event(logger, logging.INFO, f"{name} -> {', '.join(addresses)}", host=host.name)
+    if wait:
+        state = proxy or proxy_state(host)
+        remaining = max(1.0, timeout - (time.monotonic() - started))
+        wait_switched(host, state, name, addresses, timeout=remaining)
+    return SwitchResult(
+        host.name, name, tuple(addresses), previous, round(time.monotonic() - started, 3)
+    )
+
+
+def wait_switched(
+    host: SSHHost,
+    proxy: ProxyState,
+    name: str,
+    addresses: Sequence[str],
+    *,
+    timeout: float = 30.0,
+    confirmations: int = 3,
+) -> float:
+    """Poll the proxy's probe until ``confirmations`` requests in a row reached ``addresses``.
+
+    Returns the seconds waited; raises EdgeError on timeout naming the last upstream seen.
+    """
+    wanted = set(addresses)
+    started = time.monotonic()
+    deadline = started + timeout
+    seen: str | None = None
+    streak = 0
+    with host.forward(proxy.address, PROBE_PORT) as port:
+        while time.monotonic() < deadline:
+            seen = _probe(port, name)
+            streak = streak + 1 if seen is not None and _ip(seen) in wanted else 0
+            if streak >= confirmations:
+                return time.monotonic() - started
+            time.sleep(0.1)
+    raise EdgeError(
+        host.name,
+        f"the proxy did not switch {name} to {', '.join(addresses)} within {timeout:g}s "
+        f"(last upstream seen: {seen or 'none'})",
+        hint="check that the new containers run on the stagecraft network and answer on the "
+        "route's port; the old ones are still resolved only if the switch failed",
+    )
+
+
+def read_settings(host: SSHHost) -> ProxySettings:
+    """The proxy settings stored on the host; EdgeError when the proxy was never set up."""
+    data = host.read_file(SETTINGS_FILE)
+    if data is None:
+        raise EdgeError(
+            host.name,
+            f"the edge proxy is not set up ({SETTINGS_FILE} is missing)",
+            hint="run `stagecraft hosts bootstrap` (or a deploy) for this host first",
+        )
+    return ProxySettings.from_json(data)
+
+
+def read_upstreams(host: SSHHost) -> dict[str, list[str]]:
+    """What each upstream name resolves to in the proxy right now (from its hosts file)."""
+    data = host.read_file(f"{PROXY_DIR}/hosts")
+    return edge_hosts.parse_hosts(data) if data is not None else {}
+
+
+def read_routes(host: SSHHost) -> dict[str, list[Route]]:
+    """The routes of every app on the host, by ``project/env``."""
+    return _read_route_table(host)
+
+
+def proxy_state(host: SSHHost) -> ProxyState:
+    """The running proxy's state; EdgeError when it is not running."""
+    found = _inspect(host)
+    if found is None or not found[1]:
+        raise EdgeError(
+            host.name,
+            f"the proxy container {PROXY_CONTAINER} is not running",
+            hint="run `stagecraft hosts bootstrap` for this host",
+        )
+    return ProxyState(host.name, found[0], found[3], read_settings(host), False)
+
+
+# -- internals -------------------------------------------------------------------------
+
+
+def _render(settings: ProxySettings, routes: Sequence[Route]) -> bytes:
+    """The proxy config file's bytes (deterministic)."""
+    config = render_proxy_config(settings, routes, admin=ADMIN)
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _run_args(settings: ProxySettings) -> list[str]:
+    """``docker run`` arguments for the proxy container."""
+    args = ["run", "-d", "--name", PROXY_CONTAINER, "--restart", "unless-stopped"]
+    args += ["--network", NETWORK, "--label", f"{SETTINGS_LABEL}={settings.fingerprint()}"]
+    args += ["--label", "stagecraft.kind=proxy"]
+    for port in (settings.http_port, settings.https_port):
+        args += ["-p", f"{port}:{port}"]
+    args += ["-v", f"{PROXY_DIR}:{CONTAINER_DIR}:ro", "-v", f"{PROXY_DIR}/hosts:/etc/hosts:ro"]
+    args += ["-v", f"{PROXY_DIR}/data:/data", "-v", f"{PROXY_DIR}/config:/config"]
+    args += ["-e", "XDG_DATA_HOME=/data", "-e", "XDG_CONFIG_HOME=/config"]
+    return [*args, settings.image, "caddy", "run", "--config", f"{CONTAINER_DIR}/caddy.json"]
+
+
+def _ensure_network(host: SSHHost) -> None:
+    """Create the ``stagecraft`` bridge network unless it exists (tolerating a racing create)."""
+    if host.docker("network", "inspect", NETWORK, check=False).returncode == 0:
+        return
+    created = host.docker("network", "create", "--driver", "bridge", NETWORK, check=False)
+    if created.returncode != 0 and "already exists" not in created.output:
+        raise EdgeError(host.name, f"cannot create the docker network {NETWORK}: {created.output}")
+
+
+def _inspect(host: SSHHost) -> tuple[str, bool, str, str] | None:
+    """(id, running, settings label, address) of the proxy container, or None."""
+    fmt = (
+        "{{.Id}} {{.State.Running}} "
+        f'{{{{index .Config.Labels "{SETTINGS_LABEL}"}}}} '
+        f'{{{{with index .NetworkSettings.Networks "{NETWORK}"}}}}{{{{.IPAddress}}}}{{{{end}}}}'
+    )
+    result = host.docker("inspect", "--format", fmt, PROXY_CONTAINER, check=False)
+    if result.returncode != 0:
+        return None
+    fields = result.stdout.split()
+    while len(fields) < 4:
+        fields.append("")
+    return fields[0], fields[1] == "true", fields[2], fields[3]
+
+
+def _reload(host: SSHHost) -> None:
+    """Load ``caddy.json`` through the admin API on the container's loopback."""
+    host.docker(
+        "exec",
+        PROXY_CONTAINER,
+        "caddy",
+        "reload",
+        "--config",
+        f"{CONTAINER_DIR}/caddy.json",
+        "--address",
+        ADMIN,
+    )
+
+
+def _wait_loaded(host: SSHHost, timeout: float) -> None:
+    """Wait until the proxy's admin API accepts the current config (a no-op reload)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _reload(host)
+            return
+        except CommandFailed as exc:
+            if time.monotonic() >= deadline:
+                logs = host.docker("logs", "--tail", "5", PROXY_CONTAINER, check=False).output
+                raise EdgeError(
+                    host.name,
+                    f"the proxy did not start within {timeout:g}s: {exc.message}",
+                    hint=f"see `docker logs {PROXY_CONTAINER}` on the host: {logs.strip()[-200:]}",
+                ) from None
+        time.sleep(0.3)
+
+
+def _read_route_table(host: SSHHost) -> dict[str, list[Route]]:
+    data = host.read_file(ROUTES_FILE)
+    return routes_from_json(data) if data is not None else {}
+
+
+def _read_routes(host: SSHHost) -> list[Route]:
+    table = _read_route_table(host)
+    return [r for key in sorted(table) for r in table[key]]
+
+
+class _remote_lock:  # noqa: N801 - used as a context manager, reads like one
+    """A lock directory on the host (``mkdir`` is atomic); stale after 120 s."""
+
+    def __init__(self, host: SSHHost, path: str, timeout: float) -> None:
+        self.host, self.path, self.timeout = host, path, timeout
+
+    def __enter__(self) -> None:
+        script = (
+            f"p={shlex.quote(self.path)}; end=$(( $(date +%s) + {int(self.timeout)} )); "
+            'until mkdir "$p" 2>/dev/null; do '
+            '  if [ -n "$(find "$p" -maxdepth 0 -mmin +2 2>/dev/null)" ]; then rmdir "$p"; '
+            '  elif [ "$(date +%s)" -ge "$end" ]; then exit 75; fi; sleep 0.2; done'
+        )
+        if self.host.run(["sh", "-c", script], check=False).returncode != 0:
+            raise EdgeError(
+                self.host.name,
+                f"another deploy is changing the proxy routes ({self.path} is held)",
+                hint=f"retry; if no deploy runs, remove {self.path} on the host",
+            )
+
+    def __exit__(self, *_exc: object) -> None:
+        self.host.run(["rmdir", self.path], check=False)
+
+
+def _probe(port: int, name: str) -> str | None:
+    """The upstream the proxy chose for one request to ``name`` (None when none answered)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+    try:
+        conn.request("GET", f"{PROBE_PATH}/{name}", headers={"Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return response.getheader(UPSTREAM_HEADER)
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def _ip(hostport: str) -> str:
+    """The address part of ``host:port`` / ``[v6]:port``."""
+    host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 or "]" in hostport else hostport
+    return host.strip("[]")
+
+
+__all__ = [
+    "NETWORK",
+    "PROXY_CONTAINER",
+    "PROXY_DIR",
+    "EdgeError",
+    "ProxySettings",
+    "ProxyState",
+    "RoutesResult",
+    "SwitchResult",
+    "apply_routes",
+    "ensure_proxy",
+    "proxy_state",
+    "read_routes",
+    "read_settings",
+    "read_upstreams",
+    "switch",
+    "upstream_name",
+    "wait_switched",
+]

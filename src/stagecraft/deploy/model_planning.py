@@ -1,0 +1,105 @@
+"""Compute a :class:`~stagecraft.deploy.plan.DeployPlan` for an environment end to end.
+
+Renders every host, reads every host's state over SSH (in parallel), compares,
+and asks the migration engine for pending migrations when the database is
+deployed (``unknown`` otherwise, or when it cannot be reached). Changes nothing.
+
+Example::
+
+    from stagecraft.deploy.model_planning import compute_plan
+
+    plan = compute_plan(loaded, "production", explicit_version=None)
+    print(render_text(plan))
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from stagecraft import log
+from stagecraft.config.loader import LoadedConfig
+from stagecraft.config.models import EnvironmentConfig
+from stagecraft.deploy.plan import DeployPlan, MigrationPlan, make_plan
+from stagecraft.deploy.release import new_release, resolve_version
+from stagecraft.deploy.render import render_hosts
+from stagecraft.deploy.state import read_states
+from stagecraft.errors import StagecraftError
+from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
+
+logger = logging.getLogger(__name__)
+
+
+def ssh_hosts(environment: EnvironmentConfig, options: SSHOptions | None = None) -> list[SSHHost]:
+    """One :class:`SSHHost` per host of ``environment``, in config order."""
+    return [
+        SSHHost(SSHTarget(name, host.address, host.user, host.port), options)
+        for name, host in environment.hosts.items()
+    ]
+
+
+def compute_plan(
+    loaded: LoadedConfig,
+    env: str,
+    *,
+    explicit_version: str | None = None,
+    ssh_options: SSHOptions | None = None,
+    migrations: bool = True,
+    now: datetime | None = None,
+) -> DeployPlan:
+    """The plan of deploying the current version (or ``explicit_version``) to ``env``."""
+    environment = loaded.environment(env)
+    version = resolve_version(loaded.root, explicit_version)
+    release = new_release(loaded.config, env, version, now)
+    desired = render_hosts(loaded, env, release)
+    hosts = ssh_hosts(environment, ssh_options)
+    try:
+        actual = read_states(
+            hosts, project=release.project, env=env, parallel=environment.deploy.parallel
+        )
+    finally:
+        for host in hosts:
+            host.close()
+    plan = make_plan(release, desired, actual)
+    if not migrations:
+        return plan
+    pending = migration_plans(loaded, env, plan, ssh_options)
+    return make_plan(release, desired, actual, pending)
+
+
+def migration_plans(
+    loaded: LoadedConfig,
+    env: str,
+    plan: DeployPlan,
+    ssh_options: SSHOptions | None,
+) -> list[MigrationPlan]:
+    """Pending migrations per database; ``unknown`` (with why) when they cannot be read."""
+    from stagecraft.migrate.runner import engine_for, open_target, setups
+
+    found: list[MigrationPlan] = []
+    for setup in setups(loaded):
+        service = loaded.config.databases[setup.database].service
+        if service is not None and not _deployed(plan, service):
+            reason = f"database service {service} is not running in {env} yet"
+            found.append(MigrationPlan(setup.database, None, reason))
+            continue
+        try:
+            engine = engine_for(setup)
+            with open_target(loaded, setup, env=env, ssh_options=ssh_options) as target:
+                report = engine.plan(target)
+        except StagecraftError as exc:
+            # The message may name the connection; keep it out of the plan and logs.
+            log.event(logger, logging.INFO, f"migrations of {setup.database}: {type(exc).__name__}")
+            found.append(MigrationPlan(setup.database, None, "database not reachable"))
+            continue
+        found.append(MigrationPlan(setup.database, tuple(m.name for m in report.pending)))
+    return found
+
+
+def _deployed(plan: DeployPlan, service: str) -> bool:
+    """Whether ``service`` runs on some reachable host (its action is keep or replace)."""
+    return any(
+        s.service == service and s.action in ("keep", "replace")
+        for host in plan.hosts
+        for s in host.services
+    )

@@ -1,0 +1,205 @@
+"""Shipping images to real sandbox hosts: over SSH (only what is missing) and via a registry."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+with warnings.catch_warnings():  # bcrypt for htpasswd without a new dependency (Python < 3.13)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
+
+from stagecraft.deploy import ship
+from stagecraft.deploy.ship import RegistryTarget
+from stagecraft.providers.secrets import SecretValue
+from stagecraft.runtime import process
+from stagecraft.testing.sandbox import Sandbox
+
+pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
+
+
+@pytest.fixture
+def unique_image(busybox_image: str) -> Iterator[str]:
+    """A fresh local image (busybox plus a unique label) no host has; removed afterwards."""
+    tag = f"shiptest/app{uuid.uuid4().hex[:8]}:v1"
+    dockerfile = f"FROM {busybox_image}\nLABEL stagecraft.test={uuid.uuid4().hex}\n"
+    process.run(
+        ["docker", "build", "-q", "-t", tag, "-"],
+        input=dockerfile,
+        extra_env={"DOCKER_BUILDKIT": "0"},
+    )
+    yield tag
+    process.run(["docker", "image", "rm", "-f", tag], check=False)
+
+
+def loads_since(sandbox: Sandbox, host: str, since: str) -> int:
+    """How many image load events the host's daemon reported since ``since`` (unix time)."""
+    result = sandbox.docker(
+        host,
+        "events",
+        "--since",
+        since,
+        "--until",
+        str(int(time.time()) + 1),
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=load",
+        "--format",
+        "{{.ID}}",
+    )
+    return len(result.stdout.split())
+
+
+def test_ssh_ship_sends_to_two_hosts_then_nothing(sandbox3: Sandbox, unique_image: str) -> None:
+    hosts = [sandbox3.ssh_host("h1"), sandbox3.ssh_host("h2")]
+    local_id = process.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", unique_image]
+    ).stdout.strip()
+    since = str(int(time.time()) - 1)
+    try:
+        first = ship.ship([unique_image], hosts, parallel=2)
+        first.raise_for_failures()
+        for name in ("h1", "h2"):
+            shipment = first.hosts[name]
+            assert shipment.sent == (unique_image,) and shipment.skipped == ()
+            assert shipment.bytes_sent > 1_000_000  # the busybox layer travelled
+            remote = sandbox3.docker(name, "image", "inspect", "--format", "{{.Id}}", unique_image)
+            assert remote.stdout.strip() == local_id
+        assert [loads_since(sandbox3, n, since) for n in ("h1", "h2")] == [1, 1]
+
+        second = ship.ship([unique_image], hosts, parallel=2)
+        second.raise_for_failures()
+        for name in ("h1", "h2"):
+            shipment = second.hosts[name]
+            assert shipment.sent == () and shipment.skipped == (unique_image,)
+            assert shipment.bytes_sent == 0
+        assert [loads_since(sandbox3, n, since) for n in ("h1", "h2")] == [1, 1]
+
+        # Known under another name only: tagged on the host, nothing sent.
+        sandbox3.docker("h1", "tag", local_id, unique_image + "-old")
+        sandbox3.docker("h1", "image", "rm", unique_image)
+        third = ship.ship([unique_image], hosts[:1])
+        assert third.hosts["h1"].tagged == (unique_image,) and third.hosts["h1"].sent == ()
+        assert loads_since(sandbox3, "h1", since) == 1
+    finally:
+        for name in ("h1", "h2"):
+            sandbox3.docker(name, "image", "rm", "-f", local_id, check=False)
+
+
+def test_ssh_ship_reports_a_missing_local_image(sandbox3: Sandbox) -> None:
+    with pytest.raises(ship.ShipError, match="not on the local Docker daemon"):
+        ship.ship(["shiptest/never-built:v0"], [sandbox3.ssh_host("h1")])
+
+
+@dataclass(frozen=True)
+class LocalRegistry:
+    host_address: str  # what sandbox hosts pull from (plain HTTP, trusted by their daemons)
+    local_address: str  # what the local daemon pushes to (localhost is always insecure-allowed)
+    username: str
+    password: str
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_listening(address: str, port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"registry did not listen on {address}:{port}")
+
+
+@pytest.fixture
+def local_registry(sandbox3: Sandbox, tmp_path: Path) -> Iterator[LocalRegistry]:
+    """Debian's docker-registry, with htpasswd auth, on the bridge and on 127.0.0.1.
+
+    Two processes share one storage directory: the sandbox hosts pull via the
+    bridge address; the local daemon pushes via localhost.
+    """
+    if process.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed (scripts/setup.sh installs it)")
+    password = uuid.uuid4().hex
+    (tmp_path / "htpasswd").write_text(
+        f"ci:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
+    )
+    port = _free_port(sandbox3.bridge_address)
+    spawned = []
+    try:
+        for address in (sandbox3.bridge_address, "127.0.0.1"):
+            config = tmp_path / f"registry-{address}.yml"
+            config.write_text(
+                "version: 0.1\n"
+                f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'storage'}}}}}\n"
+                f"http: {{addr: '{address}:{port}'}}\n"
+                f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
+            )
+            spawned.append(
+                process.spawn(
+                    ["docker-registry", "serve", str(config)],
+                    log_path=tmp_path / f"registry-{address}.log",
+                )
+            )
+            _wait_listening(address, port)
+        yield LocalRegistry(
+            f"{sandbox3.bridge_address}:{port}", f"localhost:{port}", "ci", password
+        )
+    finally:
+        for proc in spawned:
+            proc.stop(grace=2)
+
+
+def test_registry_ship_round_trip(
+    sandbox3: Sandbox, local_registry: LocalRegistry, unique_image: str
+) -> None:
+    name = unique_image.split("/", 1)[1]
+    image = f"{local_registry.host_address}/{name}"
+    process.run(["docker", "tag", unique_image, image])
+    hosts = [sandbox3.ssh_host("h2"), sandbox3.ssh_host("h3")]
+    target = RegistryTarget(
+        local_registry.host_address,
+        username=local_registry.username,
+        password=SecretValue(local_registry.password, name="REGISTRY_PASSWORD"),
+        push_registry=local_registry.local_address,
+    )
+    try:
+        result = ship.ship([image], hosts, registry=target)
+        result.raise_for_failures()
+        assert result.mode == "registry" and result.pushed == (image,)
+        for host in ("h2", "h3"):
+            assert result.hosts[host].sent == (image,)
+            pulled = sandbox3.docker(host, "image", "inspect", "--format", "{{.Id}}", image)
+            assert pulled.stdout.strip() == ship.local_image_ids([image])[image]
+            config = sandbox3.ssh_host(host).run(["sh", "-c", "cat ~/.docker/config.json || true"])
+            assert local_registry.password not in config.stdout  # throw-away DOCKER_CONFIG
+
+        again = ship.ship([image], hosts, registry=target)
+        assert all(again.hosts[h].skipped == (image,) for h in ("h2", "h3"))
+
+        wrong = RegistryTarget(
+            local_registry.host_address,
+            username="ci",
+            password=SecretValue("wrong-password"),
+            push_registry=local_registry.local_address,
+        )
+        with pytest.raises(Exception, match="docker login"):
+            ship.ship([image], hosts, registry=wrong)
+    finally:
+        process.run(["docker", "image", "rm", image], check=False)
+        for host in ("h2", "h3"):
+            sandbox3.docker(host, "image", "rm", "-f", image, check=False)

@@ -1,0 +1,248 @@
+"""Unit tests of the edge proxy: names, hosts file, config, route table, idempotence."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stagecraft.deploy import edge, edge_hosts
+from stagecraft.deploy.edge_config import (
+    EdgeStateError,
+    ProxySettings,
+    render_proxy_config,
+    routes_from_json,
+    routes_to_json,
+)
+from stagecraft.errors import StagecraftError
+from stagecraft.providers.proxy import Route, RouteError
+from stagecraft.testing.fakes import FakeSSHHost
+from stagecraft.testing.load import parse_wrk
+
+SETTINGS = ProxySettings("caddy:2", "off", None, 18080, 18443, 1.0)
+WEB = Route("shop.test", "web.prod.shop.internal", 8080)
+API = Route("shop.test", "api.prod.shop.internal", 4000, "/api")
+
+
+def test_upstream_name_follows_the_adr() -> None:
+    assert edge.upstream_name("shop", "staging", "web") == "web.staging.shop.internal"
+    assert edge.upstream_name("Shop", "prod", "my_api") == "my-api.prod.shop.internal"
+    with pytest.raises(StagecraftError, match="cannot build an upstream name"):
+        edge.upstream_name("shop", "prod", "we b")
+
+
+def test_render_hosts_pads_to_a_fixed_block_and_parses_back() -> None:
+    entries = {"web.prod.shop.internal": ["172.18.0.5", "172.18.0.6"], "a.b.c.internal": ["::2"]}
+    data = edge_hosts.render_hosts(entries)
+    assert len(data) == edge_hosts.MIN_SIZE
+    assert data.startswith(b"# Managed by Stagecraft")
+    assert b"127.0.0.1 localhost\n" in data
+    assert edge_hosts.parse_hosts(data) == entries
+    assert len(edge_hosts.render_hosts(entries, size=40000)) == 40000
+
+
+def test_render_hosts_grows_by_doubling_when_the_content_does_not_fit() -> None:
+    many = {f"s{i}.prod.shop.internal": [f"172.18.{i // 250}.{i % 250}"] for i in range(600)}
+    data = edge_hosts.render_hosts(many)
+    assert len(data) == edge_hosts.MIN_SIZE * 2
+    assert edge_hosts.parse_hosts(data) == many
+
+
+def _run_update(directory: Path, name: str | None, addresses: list[str]) -> None:
+    script = edge_hosts.update_script(str(directory), name)
+    data = "".join(f"{a}\n" for a in addresses).encode()
+    subprocess.run(["sh", "-c", script], input=data, check=True, timeout=30)
+
+
+def test_update_script_rewrites_in_place_and_matches_the_python_rendering(
+    tmp_path: Path,
+) -> None:
+    _run_update(tmp_path, None, [])
+    hosts = tmp_path / "hosts"
+    inode = hosts.stat().st_ino
+    assert hosts.read_bytes() == edge_hosts.render_hosts({})
+    _run_update(tmp_path, "web.prod.shop.internal", ["172.18.0.5", "172.18.0.6"])
+    _run_update(tmp_path, "api.prod.shop.internal", ["172.18.0.7"])
+    _run_update(tmp_path, "web.prod.shop.internal", ["172.18.0.9"])
+    expected = {"api.prod.shop.internal": ["172.18.0.7"], "web.prod.shop.internal": ["172.18.0.9"]}
+    assert hosts.read_bytes() == edge_hosts.render_hosts(expected)
+    assert hosts.stat().st_ino == inode  # a file bind mount keeps seeing it
+    _run_update(tmp_path, "api.prod.shop.internal", [])
+    assert edge_hosts.parse_hosts(hosts.read_bytes()) == {"web.prod.shop.internal": ["172.18.0.9"]}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_update_script_never_shrinks_the_file(tmp_path: Path) -> None:
+    for i in range(700):
+        (tmp_path / "upstreams").mkdir(exist_ok=True)
+        (tmp_path / "upstreams" / f"s{i}.p.x.internal").write_text(f"10.0.{i // 250}.{i % 250}\n")
+    _run_update(tmp_path, None, [])
+    big = (tmp_path / "hosts").stat().st_size
+    assert big == edge_hosts.MIN_SIZE * 2
+    for path in (tmp_path / "upstreams").iterdir():
+        path.unlink()
+    _run_update(tmp_path, "web.p.x.internal", ["10.9.9.9"])
+    data = (tmp_path / "hosts").read_bytes()
+    assert len(data) == big
+    assert edge_hosts.parse_hosts(data) == {"web.p.x.internal": ["10.9.9.9"]}
+
+
+def test_update_script_rejects_names_that_could_escape() -> None:
+    with pytest.raises(ValueError, match="invalid upstream name"):
+        edge_hosts.update_script("/x", "../etc/passwd")
+
+
+def test_proxy_config_adds_a_probe_route_per_upstream_name(snapshot: Any) -> None:
+    config = render_proxy_config(SETTINGS, [WEB, API], admin=edge.ADMIN)
+    probe = config["apps"]["http"]["servers"]["stagecraft_probe"]
+    assert [r["match"][0]["path"][0] for r in probe["routes"]] == [
+        "/_stagecraft/upstream/api.prod.shop.internal",
+        "/_stagecraft/upstream/web.prod.shop.internal",
+    ]
+    assert config == snapshot
+
+
+def test_settings_and_route_table_round_trip() -> None:
+    assert ProxySettings.from_json(SETTINGS.to_json()) == SETTINGS
+    table = {"shop/prod": [WEB, API], "blog/prod": [Route("blog.test", "w.prod.blog.internal", 80)]}
+    assert routes_from_json(routes_to_json(table)) == {k: sorted(v) for k, v in table.items()}
+    with pytest.raises(EdgeStateError, match="damaged"):
+        ProxySettings.from_json(b"{}")
+    with pytest.raises(EdgeStateError, match="damaged"):
+        routes_from_json(b"[1]")
+
+
+def _proxy_host(label: str, *, running: bool = True) -> FakeSSHHost:
+    host = FakeSSHHost("web-1")
+    host.expect("docker network inspect stagecraft")
+    host.expect(re.compile(r"^mkdir -p /var/lib/stagecraft/proxy/data"))
+    host.expect(re.compile(r"^sh -c .*flock"))
+    state = "true" if running else "false"
+    host.expect(
+        re.compile(r"^docker inspect --format"),
+        stdout=f"abc123 {state} {label} 172.20.0.2\n",
+        times=None,
+    )
+    host.expect(re.compile(r"^docker exec stagecraft-proxy caddy reload"))
+    return host
+
+
+def test_ensure_proxy_leaves_a_running_proxy_with_the_same_settings_alone() -> None:
+    host = _proxy_host(SETTINGS.fingerprint())
+    state = edge.ensure_proxy(
+        host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443
+    )
+    assert state == edge.ProxyState("web-1", "abc123", "172.20.0.2", SETTINGS, created=False)
+    assert not [c for c in host.commands if c.startswith(("docker run", "docker rm"))]
+    assert json.loads(host.files[edge.CONFIG_FILE][0])["admin"]["listen"] == edge.ADMIN
+    host.assert_all_used()
+
+
+def test_ensure_proxy_replaces_a_proxy_with_other_settings() -> None:
+    host = _proxy_host("0ld")
+    host.expect("docker rm -f stagecraft-proxy")
+    host.expect(re.compile(r"^docker run -d --name stagecraft-proxy --restart unless-stopped"))
+    state = edge.ensure_proxy(
+        host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443
+    )
+    assert state.created
+    run = next(c for c in host.commands if c.startswith("docker run"))
+    assert "-p 18080:18080 -p 18443:18443" in run
+    assert "/var/lib/stagecraft/proxy/hosts:/etc/hosts:ro" in run
+    assert run.endswith("caddy:2 caddy run --config /etc/stagecraft/proxy/caddy.json")
+
+
+def test_ensure_proxy_starts_a_stopped_proxy() -> None:
+    host = _proxy_host(SETTINGS.fingerprint(), running=False)
+    host.expect("docker start stagecraft-proxy")
+    edge.ensure_proxy(host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443)
+    host.assert_all_used()
+
+
+def _routes_host() -> FakeSSHHost:
+    host = FakeSSHHost("web-1")
+    host.files[edge.SETTINGS_FILE] = (SETTINGS.to_json(), 0o644)
+    host.expect(re.compile(r"^sh -c .*mkdir \"\$p\""), times=None)
+    host.expect("rmdir /var/lib/stagecraft/proxy/routes.lock", times=None)
+    return host
+
+
+def test_apply_routes_merges_apps_and_reloads_only_on_change() -> None:
+    host = _routes_host()
+    host.expect(re.compile(r"caddy reload"), times=2)
+    first = edge.apply_routes(host, "shop", "prod", [WEB, API])
+    assert first.changed
+    blog = Route("blog.test", "web.prod.blog.internal", 80)
+    second = edge.apply_routes(host, "blog", "prod", [blog])
+    assert second.changed and set(second.routes) == {WEB, API, blog}
+    again = edge.apply_routes(host, "shop", "prod", [API, WEB])
+    assert not again.changed
+    assert sum("caddy reload" in c for c in host.commands) == 2
+    table = routes_from_json(host.files[edge.ROUTES_FILE][0])
+    assert table == {"blog/prod": [blog], "shop/prod": sorted([WEB, API])}
+
+
+def test_apply_routes_refuses_a_route_another_app_owns() -> None:
+    host = _routes_host()
+    host.expect(re.compile(r"caddy reload"))
+    edge.apply_routes(host, "shop", "prod", [WEB])
+    before = dict(host.files)
+    with pytest.raises(RouteError, match=r"two routes for shop\.test"):
+        edge.apply_routes(host, "evil", "prod", [Route("shop.test", "x.prod.evil.internal", 80)])
+    assert host.files == before
+
+
+def test_apply_routes_rolls_back_a_config_caddy_rejects() -> None:
+    host = _routes_host()
+    host.expect(re.compile(r"caddy reload"))
+    edge.apply_routes(host, "shop", "prod", [WEB])
+    good = host.files[edge.CONFIG_FILE]
+    host.expect(re.compile(r"caddy reload"), returncode=1, stderr="Error: loading config")
+    with pytest.raises(edge.EdgeError, match="rejected the routes of shop/prod"):
+        edge.apply_routes(host, "shop", "prod", [WEB, API])
+    assert host.files[edge.CONFIG_FILE] == good
+    assert routes_from_json(host.files[edge.ROUTES_FILE][0]) == {"shop/prod": [WEB]}
+
+
+def test_apply_routes_needs_a_set_up_proxy() -> None:
+    with pytest.raises(edge.EdgeError, match="not set up"):
+        edge.apply_routes(FakeSSHHost("web-1"), "shop", "prod", [WEB])
+
+
+def test_switch_writes_the_addresses_without_touching_the_config() -> None:
+    host = FakeSSHHost("web-1")
+    host.expect(re.compile(r"^sh -c .*flock"))
+    result = edge.switch(host, "web.prod.shop.internal", ["172.20.0.9"], wait=False)
+    assert result.addresses == ("172.20.0.9",) and result.previous == ()
+    assert host.calls[0].input == b"172.20.0.9\n"
+    assert "web.prod.shop.internal" in host.commands[0]
+    assert not [c for c in host.commands if "caddy" in c]
+
+
+@pytest.mark.parametrize("addresses", [[], ["web-2"], ["1.2.3.4; rm -rf /"]])
+def test_switch_rejects_bad_addresses(addresses: list[str]) -> None:
+    with pytest.raises(StagecraftError, match="invalid addresses"):
+        edge.switch(FakeSSHHost(), "web.prod.shop.internal", addresses, wait=False)
+
+
+def test_parse_wrk_counts_socket_errors_and_non_2xx() -> None:
+    output = (
+        "  38282 requests in 12.00s, 5.1MB read\n"
+        "  Socket errors: connect 0, read 96, write 1, timeout 2\n"
+        "  Non-2xx or 3xx responses: 3\n"
+        "body-first=v1\nbody-last=v2\n"
+    )
+    result = parse_wrk(output)
+    assert (result.requests, result.socket_errors, result.non_2xx) == (38282, 99, 3)
+    assert result.failures == 102
+    assert result.first_bodies == ("v1",) and result.last_bodies == ("v2",)
+    assert parse_wrk("  10 requests in 1.00s\n").failures == 0
+
+
+def test_ip_of_hostport() -> None:
+    assert edge._ip("172.20.0.9:8080") == "172.20.0.9"
+    assert edge._ip("[fd00::9]:80") == "fd00::9"

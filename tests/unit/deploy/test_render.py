@@ -1,0 +1,142 @@
+"""Per-host compose rendering: golden files for the fleet example and the rules behind them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from model_helpers import FLEET, YamlGolden, fleet_release, load_fleet
+from syrupy.assertion import SnapshotAssertion
+
+from stagecraft.config.loader import load_project
+from stagecraft.deploy.render import (
+    RenderError,
+    config_hash,
+    env_file_text,
+    render_host,
+    render_hosts,
+)
+
+CANARY = "canary-s3cr3t-value-7f1d"
+
+
+@pytest.mark.parametrize("host", ["web-1", "web-2", "data-1"])
+def test_fleet_golden_per_host(host: str, snapshot: SnapshotAssertion) -> None:
+    loaded = load_fleet()
+    rendered = render_hosts(loaded, "production", fleet_release(loaded))
+    assert rendered[host].text() == snapshot(extension_class=YamlGolden)
+
+
+def test_hosts_get_only_their_roles_services_with_pinned_images() -> None:
+    loaded = load_fleet()
+    rendered = render_hosts(loaded, "production", fleet_release(loaded))
+    assert {h: sorted(r.services) for h, r in rendered.items()} == {
+        "web-1": ["web"],
+        "web-2": ["web"],
+        "data-1": ["db", "worker"],
+    }
+    data = rendered["data-1"].services
+    assert data["worker"].image == "fleet/worker:0123456789ab"
+    assert data["db"].image == "postgres:16-alpine"
+    assert rendered["web-1"].project_name == "fleet-production"
+
+
+def test_secret_values_never_reach_the_compose_file() -> None:
+    loaded = load_fleet(POSTGRES_PASSWORD=CANARY, DATABASE_URL=f"postgres://fleet:{CANARY}@db/x")
+    rendered = render_hosts(loaded, "production", fleet_release(loaded))
+    for host in rendered.values():
+        assert CANARY not in host.text()
+    db = rendered["data-1"].services["db"]
+    assert db.secrets == ("POSTGRES_PASSWORD",)
+    assert db.env_file == "db.env" and db.definition["env_file"] == ["db.env"]
+    assert rendered["web-1"].services["web"].secrets == ("DATABASE_URL",)
+
+
+def test_cross_host_dependency_uses_extra_hosts_and_private_port() -> None:
+    loaded = load_fleet(FLEET_DATA1_ADDRESS="10.9.8.7")
+    rendered = render_hosts(loaded, "production", fleet_release(loaded))
+    web = rendered["web-1"].services["web"].definition
+    assert web["extra_hosts"] == ["db:10.9.8.7"]
+    assert "depends_on" not in web
+    worker = rendered["data-1"].services["worker"].definition
+    assert "extra_hosts" not in worker and "db" in worker["depends_on"]
+    db_ports = rendered["data-1"].services["db"].definition["ports"]
+    assert db_ports == [
+        {
+            "host_ip": "10.9.8.7",
+            "mode": "host",
+            "protocol": "tcp",
+            "published": "5432",
+            "target": 5432,
+        }
+    ]
+    assert "ports" not in web  # routed through the proxy, never published
+
+
+def test_cross_host_needs_an_ip_address_or_private_address_label() -> None:
+    loaded = load_fleet(FLEET_DATA1_ADDRESS="data.example.com")
+    with pytest.raises(RenderError, match="is not an IP address") as info:
+        render_hosts(loaded, "production", fleet_release(loaded))
+    assert info.value.hint and "private_address" in info.value.hint
+
+
+def test_config_hash_ignores_version_but_not_config() -> None:
+    loaded = load_fleet()
+    one = render_hosts(loaded, "production", fleet_release(loaded, "aaaaaaaaaaaa"))
+    two = render_hosts(loaded, "production", fleet_release(loaded, "bbbbbbbbbbbb"))
+    for host in one:
+        for name, service in one[host].services.items():
+            assert service.config_hash == two[host].services[name].config_hash
+            assert service.definition["labels"]["stagecraft.config-hash"] == service.config_hash
+    changed = load_fleet(FLEET_DATA1_ADDRESS="10.0.0.99")
+    three = render_hosts(changed, "production", fleet_release(changed))
+    assert three["web-1"].services["web"].config_hash != one["web-1"].services["web"].config_hash
+    assert config_hash({"a": 1, "image": "x", "labels": {"b": "c"}}) == config_hash({"a": 1})
+
+
+def test_dev_only_settings_are_removed(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n"
+        "  app:\n"
+        "    build: .\n"
+        "    container_name: app\n"
+        "    profiles: [dev]\n"
+        "    ports: ['3000:3000']\n"
+        "    volumes: ['./src:/app/src', '/var/run/docker.sock:/var/run/docker.sock', 'cache:/c']\n"
+        "    restart: always\n"
+        "volumes:\n"
+        "  cache:\n"
+    )
+    (tmp_path / "stagecraft.yml").write_text(
+        "project: demo\n"
+        "environments:\n"
+        "  prod:\n"
+        "    hosts: {a: {address: 10.1.1.1, roles: [all]}}\n"
+        "    roles: {all: [app]}\n"
+    )
+    loaded = load_project(tmp_path / "stagecraft.yml")
+    release = fleet_release(loaded)
+    app = render_host(loaded, "prod", release, "a", built={"app"}).services["app"].definition
+    for key in ("build", "container_name", "profiles", "ports"):
+        assert key not in app
+    assert [v["target"] for v in app["volumes"]] == ["/var/run/docker.sock", "/c"]
+    assert app["restart"] == "always"
+    assert app["image"] == "demo/app:0123456789ab"
+    assert app["labels"]["stagecraft.kind"] == "accessory"  # it has a named volume
+
+
+def test_service_without_image_or_build_is_an_error(tmp_path: Path) -> None:
+    loaded = load_fleet()
+    release = fleet_release(loaded)
+    with pytest.raises(RenderError, match="neither image: nor build:"):
+        render_host(loaded, "production", release, "data-1", built=set())
+
+
+def test_env_file_text_quotes_values() -> None:
+    text = env_file_text({"B": "it's", "A": "plain $x"})
+    assert text == "A='plain $x'\nB=\"it's\"\n"
+
+
+def test_fleet_example_exists() -> None:
+    assert (FLEET / "docker-compose.yml").is_file()
