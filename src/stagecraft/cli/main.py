@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "doctor",
         "Check tools, config, providers and hosts.",
     ),
+    "hosts": (
+        "stagecraft.cli.commands.hosts",
+        "hosts",
+        "Prepare the hosts of an environment (docker check, proxy).",
+    ),
     "init": (
         "stagecraft.cli.commands.init",
         "init",

@@ -1,0 +1,82 @@
+"""`stagecraft hosts bootstrap --env E` on real sandbox hosts (sshd + dockerd per host)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from stagecraft.testing.images import ensure_caddy_image
+from stagecraft.testing.sandbox import Sandbox
+
+
+def write_project(root: Path, sandbox: Sandbox, caddy_image: str, extra: str = "") -> None:
+    hosts = "\n".join(
+        f"      {h.name}: {{address: {h.address}, user: {h.user}, roles: [web]}}"
+        for h in sandbox.hosts
+    )
+    (root / "docker-compose.yml").write_text("services:\n  api:\n    image: busybox\n")
+    (root / "stagecraft.yml").write_text(
+        "project: boot\n"
+        f"proxy: {{provider: caddy, providers: {{caddy: {{image: '{caddy_image}'}}}}}}\n"
+        "environments:\n"
+        "  sandbox:\n"
+        "    hosts:\n"
+        f"{hosts}\n"
+        "    roles: {web: [api]}\n"
+        "    tls: 'off'\n" + extra
+    )
+
+
+def bootstrap(root: Path, sandbox: Sandbox) -> tuple[int, dict[str, Any], str]:
+    exe = str(Path(sys.executable).with_name("stagecraft"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGECRAFT_")}
+    env["STAGECRAFT_SSH_CONFIG"] = str(sandbox.ssh_config)
+    result = subprocess.run(
+        [exe, "hosts", "bootstrap", "--env", "sandbox", "--json"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def test_bootstrap_starts_one_proxy_per_host_and_is_idempotent(
+    sandbox_factory: Any, tmp_path: Path
+) -> None:
+    sandbox: Sandbox = sandbox_factory(2)
+    image = ""
+    for host in sandbox.hosts:
+        image = ensure_caddy_image(host.docker_host)
+    write_project(tmp_path, sandbox, image)
+
+    code, report, stderr = bootstrap(tmp_path, sandbox)
+    assert code == 0, stderr
+    assert [h["proxy_started"] for h in report["hosts"]] == [True, True]
+    for host in sandbox.hosts:
+        ps = sandbox.docker(host.name, "ps", "--filter", "name=stagecraft-proxy", "-q").stdout
+        assert len(ps.split()) == 1
+        listing = sandbox.ssh_host(host.name).run(["ls", "/var/lib/stagecraft/apps/boot/sandbox"])
+        assert "releases" in listing.stdout
+
+    code, report, stderr = bootstrap(tmp_path, sandbox)
+    assert code == 0, stderr
+    assert [h["proxy_started"] for h in report["hosts"]] == [False, False]
+
+
+def test_bootstrap_reports_a_lost_host_and_finishes_the_others(
+    sandbox_factory: Any, tmp_path: Path
+) -> None:
+    sandbox: Sandbox = sandbox_factory(2)
+    first, second = sandbox.hosts
+    image = ensure_caddy_image(first.docker_host)
+    write_project(tmp_path, sandbox, image)
+    sandbox.stop_host(second.name)
+
+    code, report, stderr = bootstrap(tmp_path, sandbox)
+    by_host = {h["host"]: h for h in report["hosts"]}
+    assert code == 5, stderr
+    assert by_host[first.name]["ok"] is True
+    assert by_host[second.name]["ok"] is False
+    assert second.name in by_host[second.name]["error"]
