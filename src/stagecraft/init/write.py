@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from stagecraft.errors import UsageError
+from stagecraft.files import atomic_write_text
 
 CONFIG_NAMES = ("stagecraft.yml", "stagecraft.yaml")
 
@@ -52,15 +50,4 @@ def write_config(path: Path, text: str, *, force: bool = False) -> None:
             f"cannot write {path}: directory {path.parent} does not exist",
             hint="create the directory first, or pass another --config PATH",
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
