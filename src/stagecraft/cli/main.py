@@ -25,6 +25,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Validate, show or export the config schema.",
     ),
     "dev": ("stagecraft.cli.commands.dev", "dev", "Run infra, dev servers and the HTTPS proxy."),
+    "exec": (
+        "stagecraft.cli.commands.exec_",
+        "exec_",
+        "Run a command in a running container of a service.",
+    ),
     "doctor": (
         "stagecraft.cli.commands.doctor",
         "doctor",
@@ -47,6 +52,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Apply pending database migrations, or show the plan or status.",
     ),
     "plan": ("stagecraft.cli.commands.plan", "plan", "Show what a deploy would change per host."),
+    "logs": (
+        "stagecraft.cli.commands.logs",
+        "logs",
+        "Show a service's logs across hosts, merged; -f to follow.",
+    ),
+    "secrets": (
+        "stagecraft.cli.commands.secrets",
+        "secrets",
+        "Check that every declared secret of an environment resolves.",
+    ),
+    "ssh": ("stagecraft.cli.commands.ssh", "ssh", "Open a shell (or run a command) on a host."),
+    "status": (
+        "stagecraft.cli.commands.status",
+        "status",
+        "Show release, health, uptime and replicas per host and service.",
+    ),
     "releases": (
         "stagecraft.cli.commands.releases",
         "releases",
