@@ -10,7 +10,8 @@ ProxyJump, known_hosts):
   refused);
 - connection reuse: ``ControlMaster auto`` with ``ControlPersist 60s`` and a
   ``ControlPath`` in a short per-user directory (``/tmp/stagecraft-<uid>``), one
-  socket per target and option set, so socket paths stay far below 104 bytes;
+  socket per target, option set and process, so socket paths stay far below 104
+  bytes and closing one process's connection never cuts another's;
 - ``ConnectTimeout`` and ``ServerAlive*`` so a lost host fails instead of hanging.
 
 ssh's own failures (exit 255) become :class:`~stagecraft.errors.HostKeyMismatch`,
@@ -298,10 +299,16 @@ class SSHHost:
         return argv
 
     def control_path(self) -> Path:
-        """The ControlPath socket for this target and option set (short, per user)."""
+        """The ControlPath socket for this target, option set and process (short, per user).
+
+        Per process, so that :meth:`close` (``ssh -O exit``) in one ``stagecraft``
+        process never cuts the commands of another one running at the same time
+        (two deploys racing for the lock, a ``logs -f`` beside a deploy).
+        """
         key = "\0".join(
             str(part)
             for part in (
+                os.getpid(),
                 self.target.address,
                 self.target.user,
                 self.target.port,

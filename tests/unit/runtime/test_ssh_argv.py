@@ -150,3 +150,11 @@ def test_write_script_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
     assert result.returncode != 0
     assert target.read_bytes() == b"old"
     assert [p.name for p in target.parent.iterdir()] == ["app.env"]
+
+
+def test_control_path_is_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`close()` (ssh -O exit) in one process must not stop another process's master."""
+    host = SSHHost(SSHTarget("web-1", "10.213.0.2"), SSHOptions())
+    mine = host.control_path()
+    monkeypatch.setattr("os.getpid", lambda: 1)
+    assert host.control_path() != mine
