@@ -1,8 +1,9 @@
 """The environment's deploy lock: one file on its primary host, created atomically.
 
 The lock is ``/var/lib/stagecraft/apps/<project>/<env>/lock.json`` (ADR 0005).
-Acquiring creates it with the shell's no-clobber redirect (``set -C``, an
-``O_EXCL`` open), so when two clients race exactly one wins; the loser reads
+Acquiring writes the record to a temp file and hard-links it into place
+(``link(2)`` is atomic and fails when the lock exists), so when two clients race
+exactly one wins and the lock is never seen without its content; the loser reads
 the winner's record and raises :class:`~stagecraft.errors.LockHeld` naming the
 holder, since when and the command. Each acquisition carries a random token:
 :func:`release` removes the lock only while it still holds our token;
@@ -240,9 +241,14 @@ def _release_quietly(host: SSHHost, token: LockToken) -> str | None:
 def _try_create(host: SSHHost, path: str, info: LockInfo) -> LockInfo | None:
     """Create the lock file exclusively; None on success, else the current holder's record."""
     quoted = shlex.quote(path)
+    # The record is written to a temp file first and then hard-linked into place:
+    # link(2) is atomic and fails when the lock exists, and the lock is never seen
+    # without its content (an O_EXCL create followed by a write was: a racing
+    # loser could read an empty file).
     script = (
-        f'f={quoted}; mkdir -p "$(dirname "$f")" || exit 1; '
-        'if (set -C; cat > "$f") 2>/dev/null; then exit 0; fi; '
+        f'f={quoted}; d="$(dirname "$f")"; mkdir -p "$d" || exit 1; '
+        't="$(mktemp "$d/.lock.XXXXXX")" || exit 1; cat > "$t" || { rm -f "$t"; exit 1; }; '
+        'if ln "$t" "$f" 2>/dev/null; then rm -f "$t"; exit 0; fi; rm -f "$t"; '
         f'[ -e "$f" ] || exit 1; cat "$f"; exit {_HELD}'
     )
     result = host.run(["sh", "-c", script], input=info.to_json() + "\n", check=False)

@@ -34,7 +34,7 @@ def test_record_carries_holder_host_pid_time_command_version_release() -> None:
 
 
 def test_acquire_writes_the_record_exclusively() -> None:
-    host = FakeSSHHost("web-1").expect(re.compile(r"set -C"))
+    host = FakeSSHHost("web-1").expect(re.compile(r"ln \"\$t\""))
     info = make_info()
     token = lock.acquire(host, info)
     assert token.path == "/var/lib/stagecraft/apps/shop/staging/lock.json"
@@ -44,7 +44,7 @@ def test_acquire_writes_the_record_exclusively() -> None:
 def test_held_lock_names_holder_since_and_command() -> None:
     other = make_info(holder="bob@ci", started_at="2026-11-23T10:00:00+00:00", pid=77)
     host = FakeSSHHost("web-1").expect(
-        re.compile(r"set -C"), returncode=3, stdout=other.to_json(), times=None
+        re.compile(r"ln \"\$t\""), returncode=3, stdout=other.to_json(), times=None
     )
     with pytest.raises(LockHeld) as caught:
         lock.acquire(host, make_info())
@@ -57,14 +57,14 @@ def test_held_lock_names_holder_since_and_command() -> None:
 def test_wait_polls_until_free() -> None:
     other = make_info(holder="bob@ci")
     host = FakeSSHHost("web-1")
-    host.expect(re.compile(r"set -C"), returncode=3, stdout=other.to_json(), times=2)
-    host.expect(re.compile(r"set -C"))
+    host.expect(re.compile(r"ln \"\$t\""), returncode=3, stdout=other.to_json(), times=2)
+    host.expect(re.compile(r"ln \"\$t\""))
     token = lock.acquire(host, make_info(), wait=5, poll=0.01)
     assert len(host.commands) == 3 and token.host == "web-1"
 
 
 def test_unreadable_lock_file_counts_as_held() -> None:
-    host = FakeSSHHost("web-1").expect(re.compile(r"set -C"), returncode=3, stdout='{"hol')
+    host = FakeSSHHost("web-1").expect(re.compile(r"ln \"\$t\""), returncode=3, stdout='{"hol')
     with pytest.raises(LockHeld, match="unreadable lock file"):
         lock.acquire(host, make_info())
 
@@ -80,7 +80,7 @@ def test_release_checks_our_token() -> None:
 
 def test_held_releases_on_error_and_keyboard_interrupt() -> None:
     for error in (RuntimeError("boom"), KeyboardInterrupt()):
-        host = FakeSSHHost("web-1").expect(re.compile("set -C")).expect(re.compile("rm -f"))
+        host = FakeSSHHost("web-1").expect(re.compile(r"ln \"\$t\"")).expect(re.compile("rm -f"))
         with pytest.raises(type(error)), lock.held(host, make_info()):
             raise error
         host.assert_all_used()
@@ -88,7 +88,9 @@ def test_held_releases_on_error_and_keyboard_interrupt() -> None:
 
 def test_held_reports_a_failed_release_without_hiding_the_error() -> None:
     lost = HostUnreachable("web-1", "cannot connect to 192.0.2.1:22: connection refused")
-    host = FakeSSHHost("web-1").expect(re.compile("set -C")).expect(re.compile("rm"), raises=lost)
+    host = (
+        FakeSSHHost("web-1").expect(re.compile(r"ln \"\$t\"")).expect(re.compile("rm"), raises=lost)
+    )
     with pytest.raises(RuntimeError) as caught, lock.held(host, make_info()):
         raise RuntimeError("boom")
     notes = getattr(caught.value, "__notes__", [])
@@ -98,7 +100,9 @@ def test_held_reports_a_failed_release_without_hiding_the_error() -> None:
 
 def test_held_raises_when_release_fails_after_success() -> None:
     lost = HostUnreachable("web-1", "connection refused")
-    host = FakeSSHHost("web-1").expect(re.compile("set -C")).expect(re.compile("rm"), raises=lost)
+    host = (
+        FakeSSHHost("web-1").expect(re.compile(r"ln \"\$t\"")).expect(re.compile("rm"), raises=lost)
+    )
     with pytest.raises(HostUnreachable), lock.held(host, make_info()):
         pass
 
