@@ -19,11 +19,17 @@ from stagecraft.cli.context import AppContext, apply_env_fallbacks, global_optio
 # `stagecraft --help` does not import every command module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "build": ("stagecraft.cli.commands.build", "build", "Build the release images locally."),
+    "ci": (
+        "stagecraft.cli.commands.ci",
+        "ci",
+        "Write the CI workflow that tests, builds and deploys.",
+    ),
     "config": (
         "stagecraft.cli.commands.config",
         "config",
         "Validate, show or export the config schema.",
     ),
+    "deploy": ("stagecraft.cli.commands.deploy", "deploy", "Deploy a version with zero downtime."),
     "dev": ("stagecraft.cli.commands.dev", "dev", "Run infra, dev servers and the HTTPS proxy."),
     "exec": (
         "stagecraft.cli.commands.exec_",
@@ -68,6 +74,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "status",
         "Show release, health, uptime and replicas per host and service.",
     ),
+    "rollback": ("stagecraft.cli.commands.rollback", "rollback", "Redeploy a previous release."),
     "releases": (
         "stagecraft.cli.commands.releases",
         "releases",

@@ -1,0 +1,114 @@
+"""`stagecraft deploy`: build, ship and roll out the current version to an environment."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from stagecraft.cli.context import AppContext, global_options, pass_app
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from stagecraft.deploy.pipeline import DeployResult
+    from stagecraft.deploy.rollout import Progress
+
+HELP = """Deploy the current version (or --version) to --env with zero downtime.
+
+Phases: resolve, lock (on the primary host), build, ship, pre_deploy migrations, roll out
+(hosts in parallel; web services start next to the old ones and take over once healthy),
+post_deploy migrations, record in every host's ledger, unlock, prune old images.
+Progress lines go to stderr; the result per host and service is printed at the end
+(--json: as data on stdout). --dry-run prints the plan and changes nothing.
+
+Exit codes: 3 a new container failed its health check (the old one keeps serving),
+4 another deploy holds the lock, 5 a host is unreachable.
+"""
+
+
+@click.command(help=HELP)
+@click.option(
+    "--version", "version", metavar="VERSION", help="Deploy this version (no build if it exists)."
+)
+@click.option("--allow-dirty", is_flag=True, help="Deploy a version with uncommitted changes.")
+@click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait this long for a held deploy lock instead of failing at once.",
+)
+@global_options
+@pass_app
+def deploy(app: AppContext, version: str | None, allow_dirty: bool, lock_wait: float) -> None:
+    from stagecraft.deploy.pipeline import DeployOptions
+    from stagecraft.deploy.pipeline import deploy as run_deploy
+
+    env = app.require_env()
+    loaded = app.load_config()
+    if app.dry_run:
+        show_plan(app, env, version)
+        return
+    options = DeployOptions(
+        version=version,
+        allow_dirty=allow_dirty,
+        lock_wait=lock_wait,
+        progress=progress_printer(app),
+    )
+    run_and_report(app, lambda: run_deploy(loaded, env, options))
+
+
+def show_plan(app: AppContext, env: str, version: str | None) -> None:
+    """Exactly what `stagecraft plan` prints (and its exit code for unreachable hosts)."""
+    from stagecraft.deploy.model_planning import compute_plan
+    from stagecraft.deploy.plan import render_text
+    from stagecraft.errors import HostError
+
+    result = compute_plan(app.load_config(), env, explicit_version=version)
+    if app.json:
+        app.output.json(result.to_json())
+    else:
+        app.output.result(render_text(result).rstrip("\n"))
+    if result.unreachable:
+        names = ", ".join(h.host for h in result.unreachable)
+        raise HostError(
+            names,
+            "unreachable: planned the other hosts only",
+            hint="check the host is up and reachable with `ssh`, then plan again",
+        )
+
+
+def progress_printer(app: AppContext) -> Progress:
+    """Per-host progress lines on stderr (nothing with --quiet)."""
+    stream = app.output.stderr
+
+    def show(host: str, service: str | None, message: str) -> None:
+        if app.quiet:
+            return
+        where = f"{host} {service}" if service else host
+        stream.write(f"[{where}] {message}\n")
+        stream.flush()
+
+    return show
+
+
+def run_and_report(app: AppContext, run: Callable[[], DeployResult]) -> None:
+    """Run the deploy/rollback, print the aggregate, re-raise a failure for the exit code."""
+    from stagecraft.deploy.pipeline import DeployFailed
+
+    try:
+        result = run()
+    except DeployFailed as exc:
+        _report(app, exc.result)
+        raise
+    _report(app, result)
+
+
+def _report(app: AppContext, result: DeployResult) -> None:
+    from stagecraft.deploy.pipeline import render_result
+
+    if app.json:
+        app.output.json(result.to_json())
+    else:
+        app.output.result(render_result(result))
