@@ -13,7 +13,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 APT_PACKAGES=(
   docker.io openssh-server openssh-client busybox-static debootstrap
   iproute2 iptables wrk hyperfine mkcert psmisc procps curl ca-certificates
-  postgresql postgresql-client docker-registry
+  postgresql postgresql-client docker-registry git util-linux
 )
 
 install_apt() {
