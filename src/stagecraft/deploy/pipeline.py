@@ -42,6 +42,7 @@ from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy import edge, ledger, lock
+from stagecraft.deploy.bootstrap import proxy_options
 from stagecraft.deploy.plan import DeployPlan, make_plan
 from stagecraft.deploy.release import Release, check_dirty, new_release, resolve_version
 from stagecraft.deploy.render import RenderedHost, render_hosts
@@ -331,6 +332,9 @@ def _prepare(
     assert compose is not None  # render_hosts checked it
     routes = environment.routes
     revealed = tuple(v.reveal() for v in secrets.values())
+    # The same settings `hosts bootstrap` uses: a difference would make ensure_proxy
+    # replace the running proxy (a gap in service) on every deploy.
+    proxy_settings = proxy_options(loaded, env).kwargs()
 
     def one(job: HostJob) -> None:
         assert job.plan is not None
@@ -351,7 +355,7 @@ def _prepare(
         upstreams = {r.service: edge.upstream_name(release.project, env, r.service) for r in web}
         proxy = None
         if web:
-            proxy = _proxy(loaded, environment, job.host)
+            proxy = edge.ensure_proxy(job.host, **proxy_settings)
             host_routes = [
                 Route(r.host, upstreams[r.service], r.port, r.path)
                 for r in web
@@ -372,17 +376,6 @@ def _prepare(
         )
 
     _fan([j for j in jobs if j.alive], one, environment.deploy.parallel)
-
-
-def _proxy(loaded: LoadedConfig, environment: EnvironmentConfig, host: SSHHost) -> edge.ProxyState:
-    """Start (or keep) the host's edge proxy with the configured image and TLS mode."""
-    block = loaded.config.proxy.block() if loaded.config.proxy is not None else {}
-    return edge.ensure_proxy(
-        host,
-        image=str(block.get("image") or "caddy:2"),
-        tls_mode=environment.tls,
-        email=block.get("email"),
-    )
 
 
 def _stage(

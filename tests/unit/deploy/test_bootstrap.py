@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stagecraft.deploy.bootstrap import ProxyOptions, bootstrap_host
@@ -26,3 +28,29 @@ def test_proxy_options_are_the_keywords_of_ensure_proxy() -> None:
 
     params = set(inspect.signature(ensure_proxy).parameters)
     assert set(ProxyOptions().kwargs()) <= params
+
+
+def test_proxy_options_follow_the_caddy_block_and_the_env_tls(tmp_path: Path) -> None:
+    """Bootstrap and deploy share these: a difference would replace the running proxy."""
+    from stagecraft.config.loader import load_config
+    from stagecraft.deploy.bootstrap import proxy_options
+
+    (tmp_path / "stagecraft.yml").write_text(
+        "project: shop\n"
+        "proxy: {provider: caddy, providers: {caddy: {image: 'local/caddy:2', http_port: 8080,"
+        " https_port: 8443, upstream_refresh: 0.5, email: ops@shop.test}}}\n"
+        "environments:\n"
+        "  staging:\n"
+        "    hosts: {web-1: {address: 10.0.0.1, roles: [web]}}\n"
+        "    roles: {web: [api]}\n"
+        "    tls: internal\n"
+    )
+    loaded = load_config(tmp_path / "stagecraft.yml")
+    assert proxy_options(loaded, "staging").kwargs() == {
+        "image": "local/caddy:2",
+        "tls_mode": "internal",
+        "email": "ops@shop.test",
+        "http_port": 8080,
+        "https_port": 8443,
+        "upstream_refresh": 0.5,
+    }
