@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-with warnings.catch_warnings():  # bcrypt for htpasswd without a new dependency (Python < 3.13)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt
 
 from stagecraft.deploy import ship
 from stagecraft.deploy.ship import RegistryTarget
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime import process
+from stagecraft.testing.registry import LocalRegistry, local_registry
 from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
@@ -99,83 +93,25 @@ def test_ssh_ship_reports_a_missing_local_image(sandbox3: Sandbox) -> None:
         ship.ship(["shiptest/never-built:v0"], [sandbox3.ssh_host("h1")])
 
 
-@dataclass(frozen=True)
-class LocalRegistry:
-    host_address: str  # what sandbox hosts pull from (plain HTTP, trusted by their daemons)
-    local_address: str  # what the local daemon pushes to (localhost is always insecure-allowed)
-    username: str
-    password: str
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_listening(address: str, port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((address, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"registry did not listen on {address}:{port}")
-
-
 @pytest.fixture
-def local_registry(sandbox3: Sandbox, tmp_path: Path) -> Iterator[LocalRegistry]:
-    """Debian's docker-registry, with htpasswd auth, on the bridge and on 127.0.0.1.
-
-    Two processes share one storage directory: the sandbox hosts pull via the
-    bridge address; the local daemon pushes via localhost.
-    """
-    if process.which("docker-registry") is None:
-        pytest.skip("docker-registry is not installed (scripts/setup.sh installs it)")
-    password = uuid.uuid4().hex
-    (tmp_path / "htpasswd").write_text(
-        f"ci:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
-    )
-    port = _free_port(sandbox3.bridge_address)
-    spawned = []
-    try:
-        for address in (sandbox3.bridge_address, "127.0.0.1"):
-            config = tmp_path / f"registry-{address}.yml"
-            config.write_text(
-                "version: 0.1\n"
-                f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'storage'}}}}}\n"
-                f"http: {{addr: '{address}:{port}'}}\n"
-                f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
-            )
-            spawned.append(
-                process.spawn(
-                    ["docker-registry", "serve", str(config)],
-                    log_path=tmp_path / f"registry-{address}.log",
-                )
-            )
-            _wait_listening(address, port)
-        yield LocalRegistry(
-            f"{sandbox3.bridge_address}:{port}", f"localhost:{port}", "ci", password
-        )
-    finally:
-        for proc in spawned:
-            proc.stop(grace=2)
+def registry(sandbox3: Sandbox, tmp_path: Path) -> Iterator[LocalRegistry]:
+    """The test registry on the sandbox bridge (hosts pull) and localhost (we push)."""
+    with local_registry(sandbox3.bridge_address, tmp_path) as running:
+        yield running
 
 
 def test_registry_ship_round_trip(
-    sandbox3: Sandbox, local_registry: LocalRegistry, unique_image: str
+    sandbox3: Sandbox, registry: LocalRegistry, unique_image: str
 ) -> None:
     name = unique_image.split("/", 1)[1]
-    image = f"{local_registry.host_address}/{name}"
+    image = f"{registry.host_address}/{name}"
     process.run(["docker", "tag", unique_image, image])
     hosts = [sandbox3.ssh_host("h2"), sandbox3.ssh_host("h3")]
     target = RegistryTarget(
-        local_registry.host_address,
-        username=local_registry.username,
-        password=SecretValue(local_registry.password, name="REGISTRY_PASSWORD"),
-        push_registry=local_registry.local_address,
+        registry.host_address,
+        username=registry.username,
+        password=SecretValue(registry.password, name="REGISTRY_PASSWORD"),
+        push_registry=registry.local_address,
     )
     try:
         result = ship.ship([image], hosts, registry=target)
@@ -186,16 +122,16 @@ def test_registry_ship_round_trip(
             pulled = sandbox3.docker(host, "image", "inspect", "--format", "{{.Id}}", image)
             assert pulled.stdout.strip() == ship.local_image_ids([image])[image]
             config = sandbox3.ssh_host(host).run(["sh", "-c", "cat ~/.docker/config.json || true"])
-            assert local_registry.password not in config.stdout  # throw-away DOCKER_CONFIG
+            assert registry.password not in config.stdout  # throw-away DOCKER_CONFIG
 
         again = ship.ship([image], hosts, registry=target)
         assert all(again.hosts[h].skipped == (image,) for h in ("h2", "h3"))
 
         wrong = RegistryTarget(
-            local_registry.host_address,
+            registry.host_address,
             username="ci",
             password=SecretValue("wrong-password"),
-            push_registry=local_registry.local_address,
+            push_registry=registry.local_address,
         )
         with pytest.raises(Exception, match="docker login"):
             ship.ship([image], hosts, registry=wrong)

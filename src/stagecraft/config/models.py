@@ -235,11 +235,19 @@ class ImagesConfig(Model):
     password_secret: VarName | None = Field(
         default=None, description="Name of the secret holding the registry password or token."
     )
+    push_registry: RegistryRef | None = Field(
+        default=None,
+        description=(
+            "Address the local Docker daemon pushes to when it differs from the one hosts pull"
+            " from (an SSH tunnel, localhost:5000 of a registry on this machine)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check_transfer(self) -> ImagesConfig:
         if self.transfer == "ssh":
-            extra = [k for k in ("registry", "username", "password_secret") if getattr(self, k)]
+            keys = ("registry", "username", "password_secret", "push_registry")
+            extra = [k for k in keys if getattr(self, k)]
             if extra:
                 verb = "is" if len(extra) == 1 else "are"
                 raise ValueError(f"{', '.join(extra)} {verb} only used with transfer: registry")

@@ -63,6 +63,7 @@ from stagecraft.deploy.rollout_result import (
     render_result,
 )
 from stagecraft.deploy.rollout_steps import plan_steps, service_settings, split_stages
+from stagecraft.deploy.ship import RegistryTarget
 from stagecraft.deploy.state import read_states
 from stagecraft.deploy.state_layout import app_dir, environment_hosts
 from stagecraft.errors import ExitCode, StagecraftError
@@ -212,7 +213,7 @@ def _locked(
         _build(loaded, release, opts)
     plan = _plan(release, rendered, jobs, environment)
     try:
-        _ship(loaded, environment, release, jobs, opts)
+        _ship(loaded, environment, release, jobs, opts, secrets=secrets)
         _prepare(
             loaded,
             env,
@@ -285,35 +286,85 @@ def _ship(
     release: Release,
     jobs: Sequence[HostJob],
     opts: DeployOptions,
+    *,
+    secrets: Mapping[str, SecretValue],
 ) -> None:
-    """Put each host's images on it (built ones; in ssh mode also others present locally)."""
+    """Put each host's images on it: over SSH (what it lacks) or pushed once, then pulled."""
+    from stagecraft.deploy import ship
+
+    live = [j for j in jobs if j.alive]
+    wanted = _images_to_ship(loaded, environment, release, live, opts)
+    target = registry_target(environment, release, secrets)
+    if target is not None:
+        pushing = sorted({image for images in wanted.values() for image in images})
+        if pushing:
+            try:
+                ship.push(pushing, target)
+            except StagecraftError as exc:
+                for job in live:
+                    job.fail(exc)
+                    job.error = f"push to {target.registry} failed: {exc.message}"
+                return
+            _say(opts, "local", None, f"pushed {len(pushing)} image(s) to {target.registry}")
+
+    def one(job: HostJob) -> None:
+        images = wanted[job.name]
+        if not images:
+            return
+        local = ship.local_image_ids(images)
+        if target is None:
+            ship.ship_over_ssh(job.host, local)
+        else:
+            ship.pull_on_host(job.host, local, target)
+        _say(opts, job.name, None, f"images on host ({len(images)})")
+
+    _fan(live, one, environment.deploy.parallel)
+
+
+def _images_to_ship(
+    loaded: LoadedConfig,
+    environment: EnvironmentConfig,
+    release: Release,
+    jobs: Sequence[HostJob],
+    opts: DeployOptions,
+) -> dict[str, list[str]]:
+    """Per host, the images to ship: built ones present locally (ssh mode: any present).
+
+    In registry mode an image that is not the release's own (``postgres:16``) is
+    pulled by the host from where its name says, as compose would.
+    """
     from stagecraft.deploy.build import built_services, image_exists
-    from stagecraft.deploy.ship import ship
 
     built = {release.image_for(s) for s in built_services(loaded)}
+    ssh_mode = environment.images.transfer == "ssh"
     present: dict[str, bool] = {}
-
-    def wanted(job: HostJob) -> list[str]:
-        images = []
+    wanted: dict[str, list[str]] = {}
+    for job in jobs:
+        images = set()
         for service in job.rendered.services.values():
             image = service.image
             if image not in present:
                 present[image] = image_exists(image, opts.environ)
-            ssh_mode = environment.images.transfer == "ssh"
             if present[image] and (image in built or ssh_mode):
-                images.append(image)
-        return sorted(set(images))
+                images.add(image)
+        wanted[job.name] = sorted(images)
+    return wanted
 
-    def one(job: HostJob) -> None:
-        images = wanted(job)
-        if images:
-            ship(images, [job.host]).raise_for_failures()
-            _say(opts, job.name, None, f"images on host ({len(images)})")
 
-    live = [j for j in jobs if j.alive]
-    for job in live:
-        wanted(job)  # fill the cache in this thread
-    _fan(live, one, environment.deploy.parallel)
+def registry_target(
+    environment: EnvironmentConfig, release: Release, secrets: Mapping[str, SecretValue]
+) -> RegistryTarget | None:
+    """Where registry mode pushes and pulls (``None`` in ssh mode), with its credentials."""
+    images = environment.images
+    if images.transfer != "registry":
+        return None
+    password = secrets.get(images.password_secret) if images.password_secret else None
+    return RegistryTarget(
+        release.repository,
+        username=images.username,
+        password=password,
+        push_registry=images.push_registry,
+    )
 
 
 def _prepare(

@@ -273,7 +273,7 @@ def pull_on_host(
             user = shlex.quote(registry.username or "")
             login = (
                 f"docker login --username {user} --password-stdin "
-                f"{shlex.quote(registry.registry)} >/dev/null; "
+                f"{shlex.quote(registry_server(registry.registry))} >/dev/null; "
             )
             secret = registry.password.reveal().encode()
         script = (
@@ -285,10 +285,16 @@ def pull_on_host(
     return HostShipment(host.name, decision.send, decision.tag, decision.skip, 0)
 
 
+def registry_server(reference: str) -> str:
+    """The server part of a registry prefix (what ``docker login`` takes): ``ghcr.io``."""
+    return reference.split("/", 1)[0]
+
+
 def _login_locally(via: str, registry: RegistryTarget, env: Mapping[str, str]) -> None:
     assert registry.password is not None
+    server = registry_server(via)
     process.run(
-        ["docker", "login", "--username", registry.username or "", "--password-stdin", via],
+        ["docker", "login", "--username", registry.username or "", "--password-stdin", server],
         input=registry.password.reveal(),
         extra_env=env,
         hint="check images.username and the password secret of the environment",

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from stagecraft.deploy.pipeline import DeployFailed, DeployResult, HostResult, render_result
+from stagecraft.config.models import EnvironmentConfig
+from stagecraft.deploy.pipeline import (
+    DeployFailed,
+    DeployResult,
+    HostResult,
+    registry_target,
+    render_result,
+)
+from stagecraft.deploy.release import Release, Version
 from stagecraft.deploy.rollout import ServiceOutcome
+from stagecraft.deploy.ship import RegistryTarget, registry_server
 from stagecraft.errors import ExitCode
+from stagecraft.providers.secrets import SecretValue
 
 
 def _result(*hosts: HostResult) -> DeployResult:
@@ -54,3 +64,38 @@ def test_aggregate_text_and_json_list_every_host_and_service() -> None:
     assert [h["outcome"] for h in data["hosts"]] == ["success", "failed"]
     assert data["hosts"][1]["services"][0]["error"] == "web-2: web: not healthy"
     assert _result(OK).ok and _result(OK).to_json()["outcome"] == "success"
+
+
+def _environment(images: dict[str, str]) -> EnvironmentConfig:
+    return EnvironmentConfig.model_validate(
+        {
+            "hosts": {"web-1": {"address": "203.0.113.10", "roles": ["web"]}},
+            "roles": {"web": ["web"]},
+            "images": images,
+            "secrets": ["GHCR_TOKEN"],
+        }
+    )
+
+
+def test_registry_mode_targets_the_release_prefix_with_the_secret_password() -> None:
+    environment = _environment(
+        {
+            "transfer": "registry",
+            "registry": "ghcr.io/acme",
+            "username": "acme",
+            "password_secret": "GHCR_TOKEN",
+            "push_registry": "localhost:5000/acme",
+        }
+    )
+    release = Release("r1", Version("v2"), "shop", "prod", "ghcr.io/acme")
+    token = SecretValue("s3cret", name="GHCR_TOKEN")
+
+    target = registry_target(environment, release, {"GHCR_TOKEN": token})
+
+    assert target == RegistryTarget(
+        "ghcr.io/acme", username="acme", password=token, push_registry="localhost:5000/acme"
+    )
+    assert "s3cret" not in repr(target)
+    assert registry_target(_environment({"transfer": "ssh"}), release, {}) is None
+    assert registry_server("ghcr.io/acme") == "ghcr.io"
+    assert registry_server("localhost:5000") == "localhost:5000"
