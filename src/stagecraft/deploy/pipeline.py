@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -43,6 +43,7 @@ from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy import edge, ledger, lock
 from stagecraft.deploy.bootstrap import proxy_options
+from stagecraft.deploy.pipeline_ship import ship_jobs
 from stagecraft.deploy.plan import DeployPlan, make_plan
 from stagecraft.deploy.release import Release, check_dirty, new_release, resolve_version
 from stagecraft.deploy.render import RenderedHost, render_hosts
@@ -61,15 +62,14 @@ from stagecraft.deploy.rollout_result import (
     HostResult,
     host_result,
     render_result,
+    run_jobs,
 )
 from stagecraft.deploy.rollout_steps import plan_steps, service_settings, split_stages
-from stagecraft.deploy.ship import RegistryTarget
 from stagecraft.deploy.state import read_states
 from stagecraft.deploy.state_layout import app_dir, environment_hosts
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.providers.proxy import Route
 from stagecraft.providers.secrets import SecretValue
-from stagecraft.runtime.fanout import fan_out
 from stagecraft.runtime.ssh import SSHHost, SSHOptions
 
 logger = logging.getLogger(__name__)
@@ -114,28 +114,28 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
         version=version.value,
         release=release.id,
     )
-    # The SSH control connections are not closed here: their socket is shared per user,
-    # so `ssh -O exit` would cut the commands of another stagecraft process (a second
-    # deploy that lost the lock race, a `status`); ControlPersist ends them when idle.
-    with lock.held(hosts[0], info, wait=opts.lock_wait):
-        _say(opts, hosts[0].name, None, f"lock taken ({opts.command} {version.value})")
-        result = _locked(
-            loaded,
-            env,
-            environment=environment,
-            release=release,
-            rendered=rendered,
-            secrets=secrets,
-            hosts=hosts,
-            opts=opts,
+    try:
+        with lock.held(hosts[0], info, wait=opts.lock_wait):
+            _say(opts, hosts[0].name, None, f"lock taken ({opts.command} {version.value})")
+            result = _locked(
+                loaded,
+                env,
+                environment=environment,
+                release=release,
+                rendered=rendered,
+                secrets=secrets,
+                hosts=hosts,
+                opts=opts,
+            )
+        prune(
+            hosts,
+            release,
+            retain=environment.deploy.retain,
+            parallel=environment.deploy.parallel,
+            progress=opts.progress,
         )
-    prune(
-        hosts,
-        release,
-        retain=environment.deploy.retain,
-        parallel=environment.deploy.parallel,
-        progress=opts.progress,
-    )
+    finally:
+        close_all(hosts)
     if not result.ok:
         raise DeployFailed(result)
     return result
@@ -167,7 +167,10 @@ def rollback_target(
     """The release to roll back to: ``to`` (an id or unique prefix) or the previous success."""
     environment = loaded.environment(env)
     hosts = environment_hosts(environment, ssh_options)
-    found = ledger.history(hosts, loaded.config.project.name, env)  # connections: see deploy()
+    try:
+        found = ledger.history(hosts, loaded.config.project.name, env)
+    finally:
+        close_all(hosts)
     target = found.find(to) if to is not None else ledger.previous_successful(found.releases)
     if target is None:
         what = f"no release {to}" if to else "no previous successful release"
@@ -213,7 +216,15 @@ def _locked(
         _build(loaded, release, opts)
     plan = _plan(release, rendered, jobs, environment)
     try:
-        _ship(loaded, environment, release, jobs, opts, secrets=secrets)
+        ship_jobs(
+            loaded,
+            environment,
+            release,
+            jobs,
+            secrets=secrets,
+            environ=opts.environ,
+            say=lambda host, message: _say(opts, host, None, message),
+        )
         _prepare(
             loaded,
             env,
@@ -280,93 +291,6 @@ def _plan(
     return plan
 
 
-def _ship(
-    loaded: LoadedConfig,
-    environment: EnvironmentConfig,
-    release: Release,
-    jobs: Sequence[HostJob],
-    opts: DeployOptions,
-    *,
-    secrets: Mapping[str, SecretValue],
-) -> None:
-    """Put each host's images on it: over SSH (what it lacks) or pushed once, then pulled."""
-    from stagecraft.deploy import ship
-
-    live = [j for j in jobs if j.alive]
-    wanted = _images_to_ship(loaded, environment, release, live, opts)
-    target = registry_target(environment, release, secrets)
-    if target is not None:
-        pushing = sorted({image for images in wanted.values() for image in images})
-        if pushing:
-            try:
-                ship.push(pushing, target)
-            except StagecraftError as exc:
-                for job in live:
-                    job.fail(exc)
-                    job.error = f"push to {target.registry} failed: {exc.message}"
-                return
-            _say(opts, "local", None, f"pushed {len(pushing)} image(s) to {target.registry}")
-
-    def one(job: HostJob) -> None:
-        images = wanted[job.name]
-        if not images:
-            return
-        local = ship.local_image_ids(images)
-        if target is None:
-            ship.ship_over_ssh(job.host, local)
-        else:
-            ship.pull_on_host(job.host, local, target)
-        _say(opts, job.name, None, f"images on host ({len(images)})")
-
-    _fan(live, one, environment.deploy.parallel)
-
-
-def _images_to_ship(
-    loaded: LoadedConfig,
-    environment: EnvironmentConfig,
-    release: Release,
-    jobs: Sequence[HostJob],
-    opts: DeployOptions,
-) -> dict[str, list[str]]:
-    """Per host, the images to ship: built ones present locally (ssh mode: any present).
-
-    In registry mode an image that is not the release's own (``postgres:16``) is
-    pulled by the host from where its name says, as compose would.
-    """
-    from stagecraft.deploy.build import built_services, image_exists
-
-    built = {release.image_for(s) for s in built_services(loaded)}
-    ssh_mode = environment.images.transfer == "ssh"
-    present: dict[str, bool] = {}
-    wanted: dict[str, list[str]] = {}
-    for job in jobs:
-        images = set()
-        for service in job.rendered.services.values():
-            image = service.image
-            if image not in present:
-                present[image] = image_exists(image, opts.environ)
-            if present[image] and (image in built or ssh_mode):
-                images.add(image)
-        wanted[job.name] = sorted(images)
-    return wanted
-
-
-def registry_target(
-    environment: EnvironmentConfig, release: Release, secrets: Mapping[str, SecretValue]
-) -> RegistryTarget | None:
-    """Where registry mode pushes and pulls (``None`` in ssh mode), with its credentials."""
-    images = environment.images
-    if images.transfer != "registry":
-        return None
-    password = secrets.get(images.password_secret) if images.password_secret else None
-    return RegistryTarget(
-        release.repository,
-        username=images.username,
-        password=password,
-        push_registry=images.push_registry,
-    )
-
-
 def _prepare(
     loaded: LoadedConfig,
     env: str,
@@ -426,7 +350,7 @@ def _prepare(
             progress=opts.progress,
         )
 
-    _fan([j for j in jobs if j.alive], one, environment.deploy.parallel)
+    run_jobs([j for j in jobs if j.alive], one, environment.deploy.parallel)
 
 
 def _stage(
@@ -450,7 +374,7 @@ def _stage(
                 job.error = f"{failed.service}: {failed.error}"
                 job.exit_code = failed.exit_code
 
-        _fan(group, one, environment.deploy.parallel)
+        run_jobs(group, one, environment.deploy.parallel)
         if any(not j.alive for j in group):
             for later in groups[index + 1 :]:
                 for job in later:
@@ -510,13 +434,10 @@ def _migrate(
     _say(opts, "-", None, f"{phase} migrations: {len(applied)} applied")
 
 
-def _fan(jobs: Sequence[HostJob], fn: Callable[[HostJob], None], parallel: int) -> None:
-    """``fn`` on every job in parallel; a job whose ``fn`` raised is failed with that error."""
-    result = fan_out(list(jobs), fn, name=lambda j: j.name, parallel=parallel)
-    by_name = {j.name: j for j in jobs}
-    for outcome in result.failed:
-        if outcome.error is not None:
-            by_name[outcome.name].fail(outcome.error)
+def close_all(hosts: Sequence[SSHHost]) -> None:
+    """End this process's SSH control connections (each socket is per process: see runtime.ssh)."""
+    for host in hosts:
+        host.close()
 
 
 def _say(opts: DeployOptions, host: str, service: str | None, message: str) -> None:

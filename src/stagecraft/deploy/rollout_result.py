@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from stagecraft.deploy.render import RenderedHost
 from stagecraft.deploy.rollout import HostContext, ServiceOutcome
 from stagecraft.deploy.rollout_steps import Step
 from stagecraft.errors import ExitCode, StagecraftError
-from stagecraft.runtime.fanout import describe
+from stagecraft.runtime.fanout import describe, fan_out
 from stagecraft.runtime.ssh import SSHHost
 
 
@@ -131,6 +132,15 @@ class HostJob:
         self.error = describe(self.name, error)
         code = error.exit_code if isinstance(error, StagecraftError) else ExitCode.INTERNAL
         self.exit_code = code if self.exit_code == ExitCode.OK else self.exit_code
+
+
+def run_jobs(jobs: Sequence[HostJob], fn: Callable[[HostJob], None], parallel: int) -> None:
+    """``fn`` on every job in parallel; a job whose ``fn`` raised is failed with that error."""
+    result = fan_out(list(jobs), fn, name=lambda j: j.name, parallel=parallel)
+    by_name = {j.name: j for j in jobs}
+    for outcome in result.failed:
+        if outcome.error is not None:
+            by_name[outcome.name].fail(outcome.error)
 
 
 def host_outcome(job: HostJob) -> str:

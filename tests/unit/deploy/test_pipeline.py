@@ -7,9 +7,9 @@ from stagecraft.deploy.pipeline import (
     DeployFailed,
     DeployResult,
     HostResult,
-    registry_target,
     render_result,
 )
+from stagecraft.deploy.pipeline_ship import registry_target
 from stagecraft.deploy.release import Release, Version
 from stagecraft.deploy.rollout import ServiceOutcome
 from stagecraft.deploy.ship import RegistryTarget, registry_server

@@ -1,0 +1,114 @@
+"""Deploy phase 4, ship: put each host's release images on it (SPEC 6).
+
+``ssh`` transfer streams only what a host lacks; ``registry`` pushes the union of
+the hosts' release images once, then every host pulls what it lacks, all with
+the credentials of ``images.password_secret``. A failed push fails every live
+host before any of them changes (see :mod:`stagecraft.deploy.ship` for the
+mechanisms).
+
+Example::
+
+    ship_jobs(loaded, environment, release, jobs, secrets=secrets, environ=None,
+              say=lambda host, message: print(host, message))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from stagecraft.config.loader import LoadedConfig
+from stagecraft.config.models import EnvironmentConfig
+from stagecraft.deploy import ship
+from stagecraft.deploy.build import built_services, image_exists
+from stagecraft.deploy.release import Release
+from stagecraft.deploy.rollout_result import HostJob, run_jobs
+from stagecraft.deploy.ship import RegistryTarget
+from stagecraft.errors import StagecraftError
+from stagecraft.providers.secrets import SecretValue
+
+Say = Callable[[str, str], None]
+"""``say(host, message)``: one progress line."""
+
+
+def ship_jobs(
+    loaded: LoadedConfig,
+    environment: EnvironmentConfig,
+    release: Release,
+    jobs: Sequence[HostJob],
+    *,
+    secrets: Mapping[str, SecretValue],
+    environ: Mapping[str, str] | None,
+    say: Say,
+) -> None:
+    """Put each host's images on it: over SSH (what it lacks) or pushed once, then pulled."""
+    live = [j for j in jobs if j.alive]
+    wanted = images_to_ship(loaded, environment, release, live, environ)
+    target = registry_target(environment, release, secrets)
+    if target is not None:
+        pushing = sorted({image for images in wanted.values() for image in images})
+        if pushing:
+            try:
+                ship.push(pushing, target)
+            except StagecraftError as exc:
+                for job in live:
+                    job.fail(exc)
+                    job.error = f"push to {target.registry} failed: {exc.message}"
+                return
+            say("local", f"pushed {len(pushing)} image(s) to {target.registry}")
+
+    def one(job: HostJob) -> None:
+        images = wanted[job.name]
+        if not images:
+            return
+        local = ship.local_image_ids(images)
+        if target is None:
+            ship.ship_over_ssh(job.host, local)
+        else:
+            ship.pull_on_host(job.host, local, target)
+        say(job.name, f"images on host ({len(images)})")
+
+    run_jobs(live, one, environment.deploy.parallel)
+
+
+def images_to_ship(
+    loaded: LoadedConfig,
+    environment: EnvironmentConfig,
+    release: Release,
+    jobs: Sequence[HostJob],
+    environ: Mapping[str, str] | None,
+) -> dict[str, list[str]]:
+    """Per host, the images to ship: built ones present locally (ssh mode: any present).
+
+    In registry mode an image that is not the release's own (``postgres:16``) is
+    pulled by the host from where its name says, as compose would.
+    """
+    built = {release.image_for(s) for s in built_services(loaded)}
+    ssh_mode = environment.images.transfer == "ssh"
+    present: dict[str, bool] = {}
+    wanted: dict[str, list[str]] = {}
+    for job in jobs:
+        images = set()
+        for service in job.rendered.services.values():
+            image = service.image
+            if image not in present:
+                present[image] = image_exists(image, environ)
+            if present[image] and (image in built or ssh_mode):
+                images.add(image)
+        wanted[job.name] = sorted(images)
+    return wanted
+
+
+def registry_target(
+    environment: EnvironmentConfig, release: Release, secrets: Mapping[str, SecretValue]
+) -> RegistryTarget | None:
+    """Where registry mode pushes and pulls (``None`` in ssh mode), with its credentials."""
+    images = environment.images
+    if images.transfer != "registry":
+        return None
+    password = secrets.get(images.password_secret) if images.password_secret else None
+    return RegistryTarget(
+        release.repository,
+        username=images.username,
+        password=password,
+        push_registry=images.push_registry,
+    )
