@@ -297,3 +297,63 @@ def test_ctrl_c_mid_rollout_releases_the_lock_and_a_rerun_converges(fleet: Fleet
     assert again.returncode == 0, again.stdout + again.stderr
     for index in (0, 1):
         assert "fleet web v2" in fleet.get(index)[1]
+
+
+def test_a_host_lost_mid_deploy_fails_alone_and_a_rerun_converges(fleet: Fleet) -> None:
+    """web-2's sshd and dockerd die while its web service rolls out (SPEC 6: a host lost)."""
+    argv = ["stagecraft", "-c", str(fleet.root / "stagecraft.yml"), "deploy", "--env"]
+    argv += ["production", "--version", "v1"]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fleet.env
+    )
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "[web-2 web] starting" in line:
+                fleet.sandbox.stop_host("h2")
+                break
+        _, rest = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    shown = "".join(seen) + rest
+    assert proc.returncode == 5, shown  # only unreachable hosts failed
+    assert "failed on web-2" in shown and "web-1: failed" not in shown, shown
+    assert "Traceback" not in shown
+    assert lock.status(fleet.hosts[0], fleet.name, "production") is None
+    assert "fleet web v1" in fleet.get(0)[1]  # the other web host finished its rollout
+    newest = fleet.history().releases[0]  # read from the hosts still reachable
+    assert newest.version == "v1" and newest.outcome == "failed"
+    assert newest.hosts["web-1"].outcome == "success"
+    assert newest.hosts["data-1"].outcome == "success"
+
+    fleet.sandbox.start_host("h2")
+    again = fleet.deploy("v1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    for index in (0, 1):
+        status, body = fleet.get(index)
+        assert status == 200 and "fleet web v1" in body
+    assert _web_reaches_db(fleet.hosts[1], fleet.name)
+    assert fleet.history().releases[0].outcome == "success"
+
+
+def test_boot_groups_roll_out_one_host_after_another(fleet: Fleet) -> None:
+    config = fleet.root / "stagecraft.yml"
+    original = config.read_text()
+    config.write_text(original.replace("deploy: {", "deploy: {boot: {limit: 1, wait: 1s}, ", 1))
+    try:
+        out = fleet.deploy("v2")
+    finally:
+        config.write_text(original)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stderr.splitlines()
+
+    def first(text: str) -> int:
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    assert first("[web-1 web] switched") < first("[web-2 web] starting")
+    assert first("[web-2 web] switched") < first("[data-1 worker] starting")
+    for index in (0, 1):
+        assert "fleet web v2" in fleet.get(index)[1]

@@ -75,6 +75,9 @@ class LedgerRecord:
     command: str
     outcome: str
     services: dict[str, ServiceRecord] = field(default_factory=dict)
+    peers: dict[str, str] = field(default_factory=dict)
+    """Every host's outcome in this release when the record was written (host -> outcome),
+    so a host that could not be reached, and so wrote no record, still counts."""
 
     @property
     def duration(self) -> float | None:
@@ -120,6 +123,7 @@ class LedgerRecord:
                 command=str(data["command"]),
                 outcome=str(data["outcome"]),
                 services=services,
+                peers={str(k): str(v) for k, v in dict(data.get("peers") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LedgerError(f"a ledger line lacks a field or has a bad one: {exc}") from None
@@ -138,9 +142,20 @@ class Release:
     hosts: dict[str, LedgerRecord]
 
     @property
+    def unrecorded(self) -> dict[str, str]:
+        """Hosts of the release with no record of their own, and their outcome per the others."""
+        found: dict[str, str] = {}
+        for record in self.hosts.values():
+            for host, outcome in record.peers.items():
+                if host not in self.hosts:
+                    found[host] = outcome
+        return dict(sorted(found.items()))
+
+    @property
     def outcome(self) -> str:
-        """``success`` only when every host that recorded it succeeded."""
+        """``success`` only when every host of the release succeeded (recorded or not)."""
         outcomes = {record.outcome for record in self.hosts.values()}
+        outcomes |= set(self.unrecorded.values())
         if outcomes == {"success"}:
             return "success"
         if "failed" in outcomes:
@@ -164,6 +179,7 @@ class Release:
             "finished_at": self.finished_at,
             "outcome": self.outcome,
             "hosts": {name: record.to_dict() for name, record in self.hosts.items()},
+            "unrecorded": self.unrecorded,
         }
 
 

@@ -35,6 +35,7 @@ def record(
 ) -> None:
     """Append each reachable host's ledger record (per-service outcomes); never raises."""
     finished = datetime.now(UTC).isoformat(timespec="seconds")
+    peers = {job.name: host_outcome(job) for job in jobs}
 
     def one(job: HostJob) -> None:
         if job.plan is None or job.plan.error is not None:
@@ -64,6 +65,7 @@ def record(
             command=command,
             outcome=outcome,
             services=services,
+            peers=peers,
         )
         ledger.append(job.host, release.project, record, secrets=list(secrets.values()))
 

@@ -115,3 +115,18 @@ def test_append_sends_one_line_to_the_env_ledger() -> None:
     ledger.append(host, "shop", rec, secrets=[SecretValue("unrelated-value", name="X")])
     assert "/var/lib/stagecraft/apps/shop/staging/ledger.jsonl" in host.commands[0]
     assert host.calls[0].input == (rec.to_line() + "\n").encode()
+
+
+def test_a_host_that_wrote_no_record_still_counts_through_its_peers() -> None:
+    peers = {"web-1": "success", "web-2": "failed"}
+    first = record("20261123T100000Z-aaa", "web-1")
+    lost = record("20261124T100000Z-bbb", "web-1", peers=peers)  # web-2 was not reached
+    merged = ledger.merge([first, lost])
+
+    assert merged[0].unrecorded == {"web-2": "failed"}
+    assert merged[0].outcome == "failed"
+    assert merged[0].to_dict()["unrecorded"] == {"web-2": "failed"}
+    assert ledger.previous_successful(merged, current=None) is None  # only one success
+    assert ledger.parse_lines(lost.to_line()) == [lost]
+    old_line = first.to_line().replace(',"peers":{}', "")  # records written before peers
+    assert '"peers"' not in old_line and ledger.parse_lines(old_line) == [first]

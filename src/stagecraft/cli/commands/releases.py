@@ -70,6 +70,8 @@ def show(app: AppContext, release_id: str) -> None:
             error = f" ({svc.error})" if svc.error else ""
             hash_ = f" config {svc.config_hash[:12]}" if svc.config_hash else ""
             out.result(f"    {name}: {svc.outcome} {svc.image}{hash_}{error}")
+    for host, outcome in release.unrecorded.items():
+        out.result(f"  {host}: {outcome} (no record on the host: it was not reached)")
     _render_unreachable(app, history)
 
 
@@ -98,6 +100,7 @@ def _render_table(app: AppContext, found: list[Release]) -> None:
             name if record.outcome == "success" else f"{name}({record.outcome})"
             for name, record in r.hosts.items()
         )
+        hosts += "".join(f",{name}({outcome})" for name, outcome in r.unrecorded.items())
         rows.append((r.id, r.version, r.started_at, r.by, r.command, r.outcome, hosts))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
