@@ -239,7 +239,8 @@ def test_encore_build_command_and_vite_dockerfile_target(
 
     out = ok(shop.stagecraft("build", "--version", "v1"))
     assert f"api: built {api} in " in out and f"web: built {web} in " in out
-    assert shop.encore_calls() == [{"argv": encore_argv, "cwd": str(shop.root / "backend")}]
+    called = {"argv": encore_argv, "cwd": str(shop.root / "backend"), "STAGECRAFT_VERSION": "v1"}
+    assert shop.encore_calls() == [called]
     config = inspect(api)["Config"]
     assert "ENCORE_INFRA_CONFIG_PATH=/encore/infra.config.json" in config["Env"]
     manifest, listing = run_in(api, "cat /encore/build.json; echo ---; ls /workspace").split("---")

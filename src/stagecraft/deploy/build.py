@@ -240,11 +240,10 @@ def _run_build(
     else:
         argv = list(item.argv)
         cwd = item.cwd
-        run_env = {**env, **item.env}
+        run_env = {**env, VERSION_ARG: release.version.value, **item.env}
     result = process.run(argv, cwd=cwd, env=run_env, check=False, on_line=forward)
     if not result.ok:
-        last = [line for line in result.output.splitlines() if line.strip()][-1:]
-        detail = f": {last[0]}" if last else ""
+        detail = _failure_line(result.output, prefer_error=item.kind == "command")
         raise BuildError(
             f"building {item.image} for service {item.service} failed "
             f"(exit {result.returncode}){detail}",
@@ -256,6 +255,16 @@ def _run_build(
             f"{item.image}",
             hint=f"the {item.source} provider's build must tag the image it is asked for",
         )
+
+
+def _failure_line(output: str, *, prefer_error: bool) -> str:
+    """``": <line>"``: the last line, or for a CLI the last error/fatal one (usage follows it)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    marked = [line for line in lines if line.lower().startswith(("error", "fatal"))]
+    if not prefer_error:
+        marked = []
+    chosen = (marked or lines)[-1:]
+    return f": {chosen[0]}" if chosen else ""
 
 
 def _compose(loaded: LoadedConfig) -> ComposeProject:

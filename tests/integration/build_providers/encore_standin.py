@@ -20,7 +20,8 @@ target platform, whether telemetry was disabled), plus the infra config at
 ``/encore/infra.config.json`` (``ENCORE_INFRA_CONFIG_PATH``), tagged with the
 requested tag. Pushing is refused (no registry here). When
 ``ENCORE_STANDIN_LOG`` is set, every invocation is appended to that file as a
-JSON line (argv and working directory), so tests can count calls.
+JSON line (argv, working directory and the STAGECRAFT_VERSION it got), so
+tests can count calls.
 """
 
 from __future__ import annotations
@@ -234,7 +235,9 @@ def record_call(argv: list[str]) -> None:
     log = os.environ.get("ENCORE_STANDIN_LOG")
     if log:
         with open(log, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"argv": argv, "cwd": os.getcwd()}) + "\n")
+            version = os.environ.get("STAGECRAFT_VERSION")
+            call = {"argv": argv, "cwd": os.getcwd(), "STAGECRAFT_VERSION": version}
+            handle.write(json.dumps(call) + "\n")
 
 
 def main(argv: list[str]) -> int:
