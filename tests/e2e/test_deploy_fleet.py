@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,29 @@ class Fleet:
 
     def deploy(self, version: str) -> subprocess.CompletedProcess[str]:
         return self.cli("deploy", "--env", "production", "--version", version)
+
+    def deploy_until(
+        self, version: str, line: str, act: Callable[[subprocess.Popen[str]], None]
+    ) -> tuple[int, str]:
+        """Deploy ``version``; when stderr shows ``line``, ``act`` on the process. Exit, output."""
+        argv = ["stagecraft", "-c", str(self.root / "stagecraft.yml"), "deploy", "--env"]
+        argv += ["production", "--version", version]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
+        )
+        assert proc.stderr is not None
+        seen = []
+        try:
+            for text in proc.stderr:
+                seen.append(text)
+                if line in text:
+                    act(proc)
+                    break
+            _, rest = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return proc.returncode, "".join(seen) + rest
 
     def url(self, index: int, path: str = "/") -> str:
         return f"http://{self.sandbox.hosts[index].address}{path}"
@@ -272,20 +295,10 @@ def test_second_of_two_deploys_fails_fast_naming_the_holder(fleet: Fleet) -> Non
 
 
 def test_ctrl_c_mid_rollout_releases_the_lock_and_a_rerun_converges(fleet: Fleet) -> None:
-    argv = ["stagecraft", "-c", str(fleet.root / "stagecraft.yml"), "deploy", "--env"]
-    argv += ["production", "--version", "v2"]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fleet.env
+    code, shown = fleet.deploy_until(
+        "v2", "[web-1 web] starting", lambda proc: proc.send_signal(signal.SIGINT)
     )
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if "[web-1 web] starting" in line:
-            proc.send_signal(signal.SIGINT)
-            break
-    _, rest = proc.communicate(timeout=120)
-    assert proc.returncode == 130, "".join(seen) + rest
+    assert code == 130, shown
     assert lock.status(fleet.hosts[0], fleet.name, "production") is None
     for index in (0, 1):
         status, body = fleet.get(index)
@@ -301,25 +314,10 @@ def test_ctrl_c_mid_rollout_releases_the_lock_and_a_rerun_converges(fleet: Fleet
 
 def test_a_host_lost_mid_deploy_fails_alone_and_a_rerun_converges(fleet: Fleet) -> None:
     """web-2's sshd and dockerd die while its web service rolls out (SPEC 6: a host lost)."""
-    argv = ["stagecraft", "-c", str(fleet.root / "stagecraft.yml"), "deploy", "--env"]
-    argv += ["production", "--version", "v1"]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fleet.env
+    code, shown = fleet.deploy_until(
+        "v1", "[web-2 web] starting", lambda _: fleet.sandbox.stop_host("h2")
     )
-    assert proc.stderr is not None
-    seen = []
-    try:
-        for line in proc.stderr:
-            seen.append(line)
-            if "[web-2 web] starting" in line:
-                fleet.sandbox.stop_host("h2")
-                break
-        _, rest = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    shown = "".join(seen) + rest
-    assert proc.returncode == 5, shown  # only unreachable hosts failed
+    assert code == 5, shown  # only unreachable hosts failed
     assert "failed on web-2" in shown and "web-1: failed" not in shown, shown
     assert "Traceback" not in shown
     assert lock.status(fleet.hosts[0], fleet.name, "production") is None
@@ -328,6 +326,7 @@ def test_a_host_lost_mid_deploy_fails_alone_and_a_rerun_converges(fleet: Fleet) 
     assert newest.version == "v1" and newest.outcome == "failed"
     assert newest.hosts["web-1"].outcome == "success"
     assert newest.hosts["data-1"].outcome == "success"
+    assert newest.unrecorded == {"web-2": "failed"}  # known from the others' records
 
     fleet.sandbox.start_host("h2")
     again = fleet.deploy("v1")

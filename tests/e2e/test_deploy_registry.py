@@ -133,30 +133,11 @@ def _catalog(registry: LocalRegistry) -> list[str]:
         return found
 
 
-def _events(sandbox: Sandbox, host: str, since: str, event: str) -> list[str]:
-    """The images of the host daemon's ``event`` events (pull, load) since ``since``."""
-    result = sandbox.docker(
-        host,
-        "events",
-        "--since",
-        since,
-        "--until",
-        str(int(time.time()) + 1),
-        "--filter",
-        "type=image",
-        "--filter",
-        f"event={event}",
-        "--format",
-        "{{.ID}}",
-    )
-    return result.stdout.split()
-
-
 def test_registry_mode_pushes_once_and_every_host_pulls(registry_app: App) -> None:
     app = registry_app
     sandbox, registry, root, env = app.sandbox, app.registry, app.root, app.env
     argv = ["stagecraft", "-c", str(root / "stagecraft.yml"), "deploy", "--env", "production"]
-    since = str(int(time.time()) - 1)
+    since = time.time()
 
     out = subprocess.run(
         [*argv, "--version", "v1"], capture_output=True, text=True, env=env, timeout=600
@@ -167,9 +148,9 @@ def test_registry_mode_pushes_once_and_every_host_pulls(registry_app: App) -> No
     assert _catalog(registry) == ["acme/web"]
     for host in sandbox.hosts:
         assert _get(host.address).strip() == "registry web v1"
-        pulled = _events(sandbox, host.name, since, "pull")
+        pulled = sandbox.image_events(host.name, "pull", since)
         assert pulled == [f"{registry.host_address}/acme/web:v1"]  # from the registry ...
-        loaded = _events(sandbox, host.name, since, "load")
+        loaded = sandbox.image_events(host.name, "load", since)
         assert not [image for image in loaded if "acme/web" in image]  # ... not over SSH
         on_host = sandbox.ssh_host(host.name).run(["sh", "-c", "cat ~/.docker/config.json || :"])
         assert registry.password not in on_host.stdout  # the login lived in a temporary config

@@ -33,23 +33,9 @@ def unique_image(busybox_image: str) -> Iterator[str]:
     process.run(["docker", "image", "rm", "-f", tag], check=False)
 
 
-def loads_since(sandbox: Sandbox, host: str, since: str) -> int:
+def loads_since(sandbox: Sandbox, host: str, since: float) -> int:
     """How many image load events the host's daemon reported since ``since`` (unix time)."""
-    result = sandbox.docker(
-        host,
-        "events",
-        "--since",
-        since,
-        "--until",
-        str(int(time.time()) + 1),
-        "--filter",
-        "type=image",
-        "--filter",
-        "event=load",
-        "--format",
-        "{{.ID}}",
-    )
-    return len(result.stdout.split())
+    return len(sandbox.image_events(host, "load", since))
 
 
 def test_ssh_ship_sends_to_two_hosts_then_nothing(sandbox3: Sandbox, unique_image: str) -> None:
@@ -57,7 +43,7 @@ def test_ssh_ship_sends_to_two_hosts_then_nothing(sandbox3: Sandbox, unique_imag
     local_id = process.run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", unique_image]
     ).stdout.strip()
-    since = str(int(time.time()) - 1)
+    since = time.time() - 1
     try:
         first = ship.ship([unique_image], hosts, parallel=2)
         first.raise_for_failures()

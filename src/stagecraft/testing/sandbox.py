@@ -33,6 +33,7 @@ import re
 import shlex
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -220,6 +221,24 @@ class Sandbox:
     def docker(self, name: str, *args: str, check: bool = True) -> Completed:
         """Run ``docker ARGS`` against the host's daemon directly (not over SSH)."""
         return run(["docker", "-H", self.host(name).docker_host, *args], check=check)
+
+    def image_events(self, name: str, event: str, since: float) -> list[str]:
+        """The images of host ``name``'s daemon ``event`` events (``pull``, ``load``) since then."""
+        result = self.docker(
+            name,
+            "events",
+            "--since",
+            f"{since:.3f}",
+            "--until",
+            str(int(time.time()) + 1),
+            "--filter",
+            "type=image",
+            "--filter",
+            f"event={event}",
+            "--format",
+            "{{.ID}}",
+        )
+        return result.stdout.split()
 
     def log_file(self, name: str, daemon: str) -> Path:
         """The log of host ``name``'s ``daemon`` ("sshd" or "dockerd")."""
