@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from stagecraft.config.models import EnvironmentConfig
+import pytest
+
+from stagecraft.config.models import DeployConfig, EnvironmentConfig
+from stagecraft.deploy import pipeline
 from stagecraft.deploy.pipeline import (
     DeployFailed,
     DeployResult,
@@ -11,10 +14,13 @@ from stagecraft.deploy.pipeline import (
 )
 from stagecraft.deploy.pipeline_ship import registry_target
 from stagecraft.deploy.release import Release, Version
-from stagecraft.deploy.rollout import ServiceOutcome
+from stagecraft.deploy.render import RenderedHost
+from stagecraft.deploy.rollout import HostContext, ServiceOutcome
+from stagecraft.deploy.rollout_result import HostJob
 from stagecraft.deploy.ship import RegistryTarget, registry_server
 from stagecraft.errors import ExitCode
 from stagecraft.providers.secrets import SecretValue
+from stagecraft.testing.fakes import FakeSSHHost
 
 
 def _result(*hosts: HostResult) -> DeployResult:
@@ -99,3 +105,46 @@ def test_registry_mode_targets_the_release_prefix_with_the_secret_password() -> 
     assert registry_target(_environment({"transfer": "ssh"}), release, {}) is None
     assert registry_server("ghcr.io/acme") == "ghcr.io"
     assert registry_server("localhost:5000") == "localhost:5000"
+
+
+def test_a_failed_boot_group_stops_the_later_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Boot groups of 2 with a pause: web-2 fails in the first group, web-3/web-4 never run."""
+    ran: list[str] = []
+    slept: list[float] = []
+
+    def run_steps(ctx: HostContext, steps: object) -> list[ServiceOutcome]:
+        ran.append(ctx.host.name)
+        failed = ctx.host.name == "web-2"
+        if failed:
+            return [ServiceOutcome("web", "replace", "failed", "not healthy", ExitCode(3))]
+        return [ServiceOutcome("web", "replace", "success")]
+
+    monkeypatch.setattr(pipeline, "run_steps", run_steps)
+    monkeypatch.setattr("stagecraft.deploy.pipeline.time.sleep", slept.append)
+    environment = _environment({"transfer": "ssh"}).model_copy(
+        update={"deploy": DeployConfig.model_validate({"boot": {"limit": 2, "wait": 5}})}
+    )
+    jobs = [_job(f"web-{n}") for n in (1, 2, 3, 4)]
+
+    pipeline._stage(jobs, environment, pipeline.DeployOptions(), first=False)
+
+    assert sorted(ran) == ["web-1", "web-2"] and slept == []
+    assert [j.error for j in jobs[:2]] == [None, "web: not healthy"]
+    assert jobs[1].exit_code == ExitCode.HEALTH_CHECK_FAILED
+    for job in jobs[2:]:
+        assert job.error == "not rolled out: an earlier boot group failed"
+        assert job.exit_code == ExitCode.FAILED
+
+    ran.clear()
+    fine = [_job(f"api-{n}") for n in (1, 2, 3)]
+    pipeline._stage(fine, environment, pipeline.DeployOptions(), first=False)
+    assert ran[:2] in (["api-1", "api-2"], ["api-2", "api-1"]) and ran[2] == "api-3"
+    assert slept == [5.0] and all(j.error is None for j in fine)
+
+
+def _job(name: str) -> HostJob:
+    host = FakeSSHHost(name)
+    rendered = RenderedHost(name, "192.0.2.1", "shop-prod", {}, {})
+    job = HostJob(host, rendered)
+    job.ctx = HostContext(host, rendered, "/r", project="shop", env="prod", health_timeout=5)
+    return job
