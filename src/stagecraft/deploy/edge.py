@@ -346,6 +346,8 @@ def _run_args(settings: ProxySettings) -> list[str]:
     args += ["--label", "stagecraft.kind=proxy"]
     for port in (settings.http_port, settings.https_port):
         args += ["-p", f"{port}:{port}"]
+    if settings.tls_mode != "off":  # Caddy serves (and advertises) HTTP/3 over UDP too
+        args += ["-p", f"{settings.https_port}:{settings.https_port}/udp"]
     args += ["-v", f"{PROXY_DIR}:{CONTAINER_DIR}:ro", "-v", f"{PROXY_DIR}/hosts:/etc/hosts:ro"]
     args += ["-v", f"{PROXY_DIR}/data:/data", "-v", f"{PROXY_DIR}/config:/config"]
     args += ["-e", "XDG_DATA_HOME=/data", "-e", "XDG_CONFIG_HOME=/config"]

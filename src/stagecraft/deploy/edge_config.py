@@ -94,6 +94,11 @@ def render_proxy_config(
     """
     caddy = caddy_for(settings)
     config = caddy.render_config(routes, tls=settings.tls_mode, admin=admin)
+    if settings.tls_mode == "internal":
+        # The proxy container has no trust store to install the local CA's root into
+        # (Caddy would log an error at every start); clients trust the root they read
+        # from the host (/data/caddy/pki/authorities/local/root.crt).
+        config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
     first_port: dict[str, int] = {}
     for route in sorted(routes):
         first_port.setdefault(route.upstream_host, route.upstream_port)
