@@ -111,7 +111,7 @@ def _config(root: Path, sandbox: Sandbox, name: str, caddy: str) -> None:
         "    tls: 'off'\n"
         "    secrets: [POSTGRES_PASSWORD, DATABASE_URL]\n"
         "    secrets_provider: {provider: env}\n"
-        "    deploy: {health_timeout: 15s, drain: 2s}\n"
+        "    deploy: {health_timeout: 15s, drain: 2s, retain: 2}\n"
     )
 
 
@@ -274,6 +274,11 @@ def test_rollback_to_v1_under_load(fleet: Fleet) -> None:
     assert "v2" in new.result.sequence[0] and "v1" in new.result.sequence[-1]
     newest = fleet.history().releases[0]
     assert (newest.version, newest.command, newest.outcome) == ("v1", "rollback", "success")
+    for host in ("h1", "h2"):  # pruned: v3 failed; v1 and v2 are the last 2 (retain) successes
+        listed = fleet.sandbox.docker(
+            host, "image", "ls", "--format", "{{.Tag}}", f"{fleet.name}/web"
+        )
+        assert sorted(listed.stdout.split()) == ["v1", "v2"]
 
 
 def test_second_of_two_deploys_fails_fast_naming_the_holder(fleet: Fleet) -> None:
