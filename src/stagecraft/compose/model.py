@@ -21,6 +21,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -236,10 +237,13 @@ def load_compose(
     for profile in profiles:
         argv += ["--profile", profile]
     env = _compose_env(environ)
-    raw = json.loads(_run_config([*argv, "config", "--format", "json"], paths, env, timeout))
-    services_raw: dict[str, Any] = raw.get("services") or {}
     # Compose's JSON output drops service-level `x-*` keys; its YAML output keeps them.
-    extensions = _service_extensions(_run_config([*argv, "config"], paths, env, timeout))
+    # Both are asked for at once: each call costs Compose's whole start-up.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        as_yaml = pool.submit(_run_config, [*argv, "config"], paths, env, timeout)
+        raw = json.loads(_run_config([*argv, "config", "--format", "json"], paths, env, timeout))
+        extensions = _service_extensions(as_yaml.result())
+    services_raw: dict[str, Any] = raw.get("services") or {}
     from stagecraft.compose.xcheck import validate_extensions
 
     validated = validate_extensions(extensions, paths)
@@ -298,7 +302,7 @@ def _service_extensions(text: str) -> dict[str, dict[str, Any]]:
     """``x-stagecraft`` of each service in Compose's YAML output."""
     from ruamel.yaml import YAML
 
-    data = YAML(typ="safe", pure=True).load(text) or {}
+    data = YAML(typ="safe").load(text) or {}  # the C parser (ruamel.yaml.clib) when present
     found: dict[str, dict[str, Any]] = {}
     for name, service in (data.get("services") or {}).items():
         if isinstance(service, dict) and "x-stagecraft" in service:

@@ -380,12 +380,10 @@ class EnvironmentConfig(Model):
 
     def services_on(self, host: str) -> list[str]:
         """Compose services placed on ``host`` by its roles, in role order, without repeats."""
-        found: list[str] = []
+        found: dict[str, None] = {}
         for role in self.hosts[host].roles:
-            for service in self.roles.get(role, []):
-                if service not in found:
-                    found.append(service)
-        return found
+            found.update(dict.fromkeys(self.roles.get(role, [])))
+        return list(found)
 
     def hosts_running(self, service: str) -> list[str]:
         """Hosts whose roles place ``service`` on them."""

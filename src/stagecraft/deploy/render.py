@@ -160,23 +160,58 @@ def render_hosts(
         built = built_services(loaded)
     names = frozenset(built)
     environment = loaded.environment(env)
+    layout = Placement.of(environment)
+    needed = _needed_elsewhere(_compose(loaded), layout)
     return {
-        host: render_host(loaded, env, release, host, built=names) for host in environment.hosts
+        host: render_host(loaded, env, release, host, built=names, layout=layout, needed=needed)
+        for host in environment.hosts
     }
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the roles put services: per host its services, per service its hosts."""
+
+    services_on: Mapping[str, tuple[str, ...]]
+    hosts_running: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, environment: EnvironmentConfig) -> Placement:
+        on = {host: tuple(environment.services_on(host)) for host in environment.hosts}
+        running: dict[str, list[str]] = {}
+        for host, services in on.items():
+            for service in services:
+                running.setdefault(service, []).append(host)
+        return cls(on, {service: tuple(hosts) for service, hosts in running.items()})
+
+
 def render_host(
-    loaded: LoadedConfig, env: str, release: Release, host: str, *, built: Iterable[str]
+    loaded: LoadedConfig,
+    env: str,
+    release: Release,
+    host: str,
+    *,
+    built: Iterable[str],
+    layout: Placement | None = None,
+    needed: Mapping[str, frozenset[str]] | None = None,
 ) -> RenderedHost:
-    """The compose project of ``host`` in ``env`` for ``release``."""
+    """The compose project of ``host`` in ``env`` for ``release``.
+
+    ``layout`` and ``needed`` are computed from the environment when not given
+    (:func:`render_hosts` computes them once for every host).
+    """
     compose = _compose(loaded)
     environment = loaded.environment(env)
-    placed = environment.services_on(host)
+    layout = layout or Placement.of(environment)
+    placed = layout.services_on[host]
     for name in placed:
         compose.service(name)
     routed = {route.service for route in environment.routes.values()}
-    needed = _needed_elsewhere(compose, environment)
-    ctx = _Context(loaded, env, release, host, environment, frozenset(built), routed, needed)
+    if needed is None:
+        needed = _needed_elsewhere(compose, layout)
+    ctx = _Context(
+        loaded, env, release, host, environment, frozenset(built), routed, needed, layout
+    )
     services = {name: ctx.service(compose.services[name]) for name in sorted(placed)}
     document = _document(compose, ctx, services)
     return RenderedHost(
@@ -200,6 +235,7 @@ class _Context:
     built: frozenset[str]
     routed: set[str]
     needed: Mapping[str, frozenset[str]]
+    layout: Placement
 
     def service(self, service: ComposeService) -> RenderedService:
         """Render ``service`` for this host."""
@@ -251,7 +287,7 @@ class _Context:
 
     def wire_dependencies(self, service: ComposeService, body: dict[str, Any]) -> None:
         """Drop ``depends_on``/``links`` to services on other hosts; add ``extra_hosts``."""
-        here = set(self.environment.services_on(self.host))
+        here = set(self.layout.services_on[self.host])
         extra = list(body.get("extra_hosts") or [])
         depends = {k: v for k, v in dict(body.get("depends_on") or {}).items() if k in here}
         links = [link for link in body.get("links") or [] if link.split(":")[0] in here]
@@ -268,7 +304,7 @@ class _Context:
 
     def address_of(self, user: str, target: str) -> str:
         """The private IP of the first host running ``target``; RenderError if none."""
-        hosts = self.environment.hosts_running(target)
+        hosts = self.layout.hosts_running.get(target, ())
         if not hosts:
             raise RenderError(
                 f"environment {self.env}: service {user} depends on {target}, "
@@ -367,13 +403,11 @@ def _top_level(compose: ComposeProject, key: str, used: set[str]) -> dict[str, A
     return found
 
 
-def _needed_elsewhere(
-    compose: ComposeProject, environment: EnvironmentConfig
-) -> dict[str, frozenset[str]]:
+def _needed_elsewhere(compose: ComposeProject, layout: Placement) -> dict[str, frozenset[str]]:
     """Service -> the services on other hosts that depend on it."""
     needed: dict[str, set[str]] = {}
-    for host in environment.hosts:
-        here = set(environment.services_on(host))
+    for placed in layout.services_on.values():
+        here = set(placed)
         for name in here:
             service = compose.services.get(name)
             if service is None:

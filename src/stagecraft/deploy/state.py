@@ -24,6 +24,7 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from stagecraft.errors import ExitCode, StagecraftError
@@ -84,9 +85,9 @@ class HostState:
     host: str
     containers: tuple[ContainerState, ...]
 
-    @property
+    @cached_property
     def services(self) -> dict[str, tuple[ContainerState, ...]]:
-        """Service -> its containers, newest release first."""
+        """Service -> its containers, newest release first (computed once: planning asks often)."""
         found: dict[str, list[ContainerState]] = {}
         for container in self.containers:
             found.setdefault(container.service, []).append(container)
