@@ -319,21 +319,28 @@ def test_ctrl_c_mid_rollout_releases_the_lock_and_a_rerun_converges(fleet: Fleet
 
 def test_a_host_lost_mid_deploy_fails_alone_and_a_rerun_converges(fleet: Fleet) -> None:
     """web-2's sshd and dockerd die while its web service rolls out (SPEC 6: a host lost)."""
-    code, shown = fleet.deploy_until(
-        "v1", "[web-2 web] starting", lambda _: fleet.sandbox.stop_host("h2")
-    )
-    assert code == 5, shown  # only unreachable hosts failed
-    assert "failed on web-2" in shown and "web-1: failed" not in shown, shown
-    assert "Traceback" not in shown
-    assert lock.status(fleet.hosts[0], fleet.name, "production") is None
-    assert "fleet web v1" in fleet.get(0)[1]  # the other web host finished its rollout
-    newest = fleet.history().releases[0]  # read from the hosts still reachable
-    assert newest.version == "v1" and newest.outcome == "failed"
-    assert newest.hosts["web-1"].outcome == "success"
-    assert newest.hosts["data-1"].outcome == "success"
-    assert newest.unrecorded == {"web-2": "failed"}  # known from the others' records
+    stopped: list[str] = []
 
-    fleet.sandbox.start_host("h2")
+    def lose_web_2(_: subprocess.Popen[str]) -> None:
+        fleet.sandbox.stop_host("h2")
+        stopped.append("h2")
+
+    try:
+        code, shown = fleet.deploy_until("v1", "[web-2 web] starting", lose_web_2)
+        assert code == 5, shown  # only unreachable hosts failed
+        assert "failed on web-2" in shown and "web-1: failed" not in shown, shown
+        assert "Traceback" not in shown
+        assert lock.status(fleet.hosts[0], fleet.name, "production") is None
+        assert "fleet web v1" in fleet.get(0)[1]  # the other web host finished its rollout
+        newest = fleet.history().releases[0]  # read from the hosts still reachable
+        assert newest.version == "v1" and newest.outcome == "failed"
+        assert newest.hosts["web-1"].outcome == "success"
+        assert newest.hosts["data-1"].outcome == "success"
+        assert newest.unrecorded == {"web-2": "failed"}  # known from the others' records
+    finally:  # the later tests need the host back even when an assertion above fails
+        for name in stopped:
+            fleet.sandbox.start_host(name)
+
     again = fleet.deploy("v1")
     assert again.returncode == 0, again.stdout + again.stderr
     for index in (0, 1):

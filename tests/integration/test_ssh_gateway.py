@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import urllib.request
 import uuid
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from stagecraft.errors import HostError, HostKeyMismatch, HostKeyUnknown, HostUnreachable
+from stagecraft.errors import (
+    CommandFailed,
+    HostError,
+    HostKeyMismatch,
+    HostKeyUnknown,
+    HostUnreachable,
+)
 from stagecraft.runtime.fanout import fan_out
 from stagecraft.runtime.process import run
 from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
@@ -221,3 +228,27 @@ def test_wrong_key_is_an_auth_error_and_a_closed_port_is_unreachable(
         closed.run("true")
     with pytest.raises(HostUnreachable), closed.forward("127.0.0.1", 80):
         pytest.fail("a tunnel through an unreachable host must not open")
+
+
+def test_a_host_lost_mid_command_is_unreachable_and_a_remote_255_is_not(
+    sandbox_factory: Callable[[int], Sandbox],
+) -> None:
+    """A cut connection ends ssh with 255 and no message, like a command's own `exit 255`."""
+    sandbox = sandbox_factory(1)
+    host = sandbox.ssh_host("h1")
+    try:
+        own = host.run(["sh", "-c", "exit 255"], check=False)
+        assert own.returncode == 255  # the remote command's code: the host still answers
+        with pytest.raises(CommandFailed, match="exited with 255"):
+            host.run(["sh", "-c", "exit 255"])
+
+        stopper = threading.Timer(1.0, sandbox.stop_host, args=("h1",))
+        stopper.start()
+        try:
+            lost = r"lost the connection to \S+ during `sleep 30`"
+            with pytest.raises(HostUnreachable, match=lost):
+                host.run(["sleep", "30"])
+        finally:
+            stopper.join()
+    finally:
+        host.close()

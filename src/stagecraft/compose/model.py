@@ -301,8 +301,12 @@ def _run_config(
 def _service_extensions(text: str) -> dict[str, dict[str, Any]]:
     """``x-stagecraft`` of each service in Compose's YAML output."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
-    data = YAML(typ="safe").load(text) or {}  # the C parser (ruamel.yaml.clib) when present
+    try:  # the C parser (ruamel.yaml.clib) when present: twice as fast on large projects
+        data = YAML(typ="safe").load(text) or {}
+    except YAMLError:  # libyaml's scanner is YAML 1.1; Compose writes 1.2
+        data = YAML(typ="safe", pure=True).load(text) or {}
     found: dict[str, dict[str, Any]] = {}
     for name, service in (data.get("services") or {}).items():
         if isinstance(service, dict) and "x-stagecraft" in service:

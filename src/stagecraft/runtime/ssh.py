@@ -174,12 +174,36 @@ class SSHHost:
                 continue
             break
         if result.returncode == 255:
-            error = classify_ssh_failure(self.target, result.stderr)
+            error = classify_ssh_failure(self.target, result.stderr) or self._lost(remote)
             if error is not None:
                 raise error
         if check and result.returncode != 0:
             raise CommandFailed([remote], result.returncode, result.output, host=self.name)
         return result
+
+    def _lost(self, remote: str) -> HostError | None:
+        """After an unexplained exit 255: the host's error if it no longer answers, else None.
+
+        A connection cut mid-command (the host died, sshd was killed) ends ssh with
+        255 and often no message at all, exactly like a remote command exiting 255;
+        a fresh connection tells them apart.
+        """
+        argv = self.ssh_argv("true", multiplex=False)
+        wait = self.options.connect_timeout + 5
+        try:
+            check = process.run(argv, timeout=wait, check=False)
+        except CommandTimeout:
+            reason = f"it did not answer within {wait:g}s"
+        else:
+            if check.returncode == 0:
+                return None  # the host answers: 255 was the remote command's own exit code
+            cause = classify_ssh_failure(self.target, check.stderr)
+            reason = cause.message if cause is not None else "it no longer answers"
+        return HostUnreachable(
+            self.name,
+            f"lost the connection to {self.target.address} during `{remote[:80]}`: {reason}",
+            hint="check that the host is up and its sshd runs, then run the command again",
+        )
 
     def docker(
         self,

@@ -31,7 +31,8 @@ def _blocks(language: str) -> list[str]:
 
 
 def _load_yaml(text: str) -> Any:
-    return YAML(typ="safe").load(io.StringIO(text))
+    # Pure: YAML 1.2 like the config loader (libyaml rejects `[tag:server]` in flow style).
+    return YAML(typ="safe", pure=True).load(io.StringIO(text))
 
 
 def _selections(node: Any, parent: str | None = None) -> Iterator[tuple[str, str, Any]]:
