@@ -9,6 +9,7 @@ import pytest
 
 from stagecraft.errors import (
     CommandFailed,
+    CommandTimeout,
     ExitCode,
     HostError,
     HostKeyMismatch,
@@ -131,9 +132,27 @@ def test_remote_non_zero_exit_is_command_failed_naming_host_and_command(
 def test_exit_255_from_the_remote_command_itself_is_command_failed(
     runner: FakeRunner, host: SSHHost
 ) -> None:
-    runner.expect(lambda line: True, returncode=255, stderr="my-tool: fatal\n")
+    runner.expect(lambda line: line.endswith("my-tool"), returncode=255, stderr="my-tool: fatal\n")
+    runner.expect(lambda line: line.endswith(" true"))  # a fresh connection: the host answers
     with pytest.raises(CommandFailed):
         host.run("my-tool")
+
+
+def test_an_unexplained_255_on_a_host_that_no_longer_answers_is_unreachable(
+    runner: FakeRunner, host: SSHHost
+) -> None:
+    """A connection cut mid-command: ssh exits 255 with nothing on stderr."""
+    runner.expect(lambda line: "sleep 30" in line, returncode=255)
+    refused = "ssh: connect to host 10.213.0.3 port 22: Connection refused\n"
+    runner.expect(lambda line: line.endswith(" true"), returncode=255, stderr=refused)
+    with pytest.raises(HostUnreachable) as info:
+        host.run("sleep 30")
+    assert "lost the connection to 10.213.0.3 during `sleep 30`" in info.value.message
+    assert "connection refused" in info.value.message
+    runner.expect(lambda line: "sleep 30" in line, returncode=255)
+    runner.expect(lambda line: line.endswith(" true"), raises=CommandTimeout("no answer"))
+    with pytest.raises(HostUnreachable, match="did not answer within 15s"):
+        host.run("sleep 30")
 
 
 def test_unchecked_failures_are_returned(runner: FakeRunner, host: SSHHost) -> None:
