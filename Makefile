@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-unit lint typecheck bench clean
+.PHONY: setup demo test test-unit lint typecheck bench bench-all clean
 
 setup:
 	bash scripts/setup.sh
@@ -26,8 +26,16 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+## Quick figures (no sandbox hosts); bench-all also runs the sandbox benches (root, ~15 min).
 bench: setup
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/plan_large.py
+
+bench-all: bench
+	$(BIN)/python bench/dev_startup.py
+	$(BIN)/python bench/deploy_fanout.py
+	$(BIN)/python bench/zero_downtime.py
+	$(BIN)/python bench/zero_downtime_switch.py
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov coverage.xml

@@ -1,26 +1,38 @@
 """Load generators that prove a switch drops nothing: wrk (keep-alive) and new-connection clients.
 
-Used by ``bench/zero_downtime_switch.py`` and the edge/rollout tests. Both are
+Used by the benches under ``bench/`` and the edge/rollout tests. Both are
 bounded in time; both target one URL with a ``Host`` header (a route of the
 proxy). A failure is any socket error (a connection closed under a request
-included) or a non-2xx response.
+included) or a non-2xx response. Both can report latency percentiles: wrk's
+``--latency`` distribution (``WrkLoad(..., latency=True)``), and the time of
+every answered request of the Python client (``LoadResult.percentile_ms``).
 
 Example::
 
     with NewConnectionLoad("http://10.213.0.2:8080/", host="app.test") as load:
         ...  # switch
     assert load.result.failures == 0, load.result.errors[:3]
+    print(load.result.percentile_ms(99))
+
+    with WrkLoad("http://10.213.0.2:8080/", host="app.test", duration=120, latency=True) as wrk:
+        ...  # deploy
+        wrk.stop()  # end now instead of after ``duration``: wrk still reports
+    assert wrk.result is not None
+    print(wrk.result.requests, wrk.result.failures, wrk.result.percentile_ms(99))
 """
 
 from __future__ import annotations
 
 import http.client
+import math
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -47,9 +59,18 @@ end
 """
 
 
+# wrk prints durations with these units (its ``format_time_us``).
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_LATENCY_LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)%\s+(\d+(?:\.\d+)?)(us|ms|s|m|h)\s*$", re.M)
+
+
 @dataclass(frozen=True)
 class WrkResult:
-    """wrk's counts: ``socket_errors`` sums connect, read, write and timeout errors."""
+    """wrk's counts: ``socket_errors`` sums connect, read, write and timeout errors.
+
+    ``latency_ms`` holds wrk's ``--latency`` distribution as ``(percent, ms)``
+    pairs (50, 75, 90, 99), empty when wrk ran without ``--latency``.
+    """
 
     requests: int
     socket_errors: int
@@ -57,10 +78,15 @@ class WrkResult:
     first_bodies: tuple[str, ...]
     last_bodies: tuple[str, ...]
     output: str
+    latency_ms: tuple[tuple[float, float], ...] = ()
 
     @property
     def failures(self) -> int:
         return self.socket_errors + self.non_2xx
+
+    def percentile_ms(self, percent: float) -> float | None:
+        """The latency at ``percent`` (one of those wrk printed) in ms, or None."""
+        return next((ms for p, ms in self.latency_ms if math.isclose(p, percent)), None)
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -77,11 +103,43 @@ def parse_wrk(output: str) -> WrkResult:
         first_bodies=tuple(re.findall(r"^body-first=(.*)$", output, re.M)),
         last_bodies=tuple(re.findall(r"^body-last=(.*)$", output, re.M)),
         output=output,
+        latency_ms=parse_wrk_latency(output),
     )
 
 
+def parse_wrk_latency(output: str) -> tuple[tuple[float, float], ...]:
+    """The ``Latency Distribution`` block of ``wrk --latency`` as ``(percent, ms)`` pairs."""
+    start = output.find("Latency Distribution")
+    if start < 0:
+        return ()
+    block = output[start:].split("\n", 1)[-1]
+    found = []
+    for line in block.splitlines():
+        match = _LATENCY_LINE.match(line)
+        if match is None:
+            break  # the block ends at the first other line ("N requests in ...")
+        value, unit = float(match.group(2)), match.group(3)
+        found.append((float(match.group(1)), value * _UNIT_MS[unit]))
+    return tuple(found)
+
+
+def percentile(values: Sequence[float], percent: float) -> float | None:
+    """The nearest-rank ``percent`` percentile of ``values`` (None when empty)."""
+    if not values:
+        return None
+    if not 0 < percent <= 100:
+        raise ValueError(f"percentile must be in (0, 100], not {percent}")
+    ordered = sorted(values)
+    rank = math.ceil(percent / 100 * len(ordered))
+    return ordered[max(rank, 1) - 1]
+
+
 class WrkLoad:
-    """``wrk`` running in the background for ``duration`` seconds; ``result`` after exit."""
+    """``wrk`` running in the background for ``duration`` seconds; ``result`` after exit.
+
+    ``latency=True`` adds ``--latency`` (percentiles in ``result.latency_ms``);
+    :meth:`stop` ends the run early (wrk still prints its report).
+    """
 
     def __init__(
         self,
@@ -91,11 +149,12 @@ class WrkLoad:
         duration: float = 12.0,
         connections: int = 20,
         threads: int = 2,
+        latency: bool = False,
     ) -> None:
         if shutil.which("wrk") is None:
             raise PrerequisiteMissing("wrk is not installed", hint="apt-get install wrk")
         self.url, self.host, self.duration = url, host, duration
-        self.connections, self.threads = connections, threads
+        self.connections, self.threads, self.latency = connections, threads, latency
         self._dir = tempfile.TemporaryDirectory(prefix="stagecraft-wrk-")
         self.result: WrkResult | None = None
 
@@ -104,33 +163,51 @@ class WrkLoad:
         script.write_text(_WRK_SCRIPT)
         argv = ["wrk", f"-t{self.threads}", f"-c{self.connections}"]
         argv += [f"-d{max(1, round(self.duration))}s", "--timeout", "5s", "-s", str(script)]
+        if self.latency:
+            argv.append("--latency")
         argv += ["-H", f"Host: {self.host}", self.url]
         self._proc = spawn(argv)
         return self
 
+    def stop(self) -> None:
+        """End the run now: SIGINT makes wrk stop its clients and print its report."""
+        if self._proc.alive():
+            self._proc.proc.send_signal(signal.SIGINT)
+
     def __exit__(
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
-        code = self._proc.wait(self.duration + 30)
-        if code is None:
-            self._proc.stop(grace=2.0)
+        self._proc.wait(self.duration + 30)
+        # Also when wrk has exited: stop() joins the output reader, which may still be
+        # reading the report wrk printed just before exiting (else it can come out empty).
+        self._proc.stop(grace=2.0)
         self.result = parse_wrk(self._proc.output())
         self._dir.cleanup()
 
 
 @dataclass
 class LoadResult:
-    """What a python load client saw: bodies in order of arrival (``sequence``)."""
+    """What a python load client saw: bodies in order of arrival (``sequence``).
+
+    ``latencies`` holds the seconds each answered request took (connect to last
+    body byte, any status; requests that failed with a socket error are not in it).
+    """
 
     requests: int = 0
     failures: int = 0
     errors: list[str] = field(default_factory=list)
     bodies: Counter[str] = field(default_factory=Counter)
     sequence: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
 
     def moved(self, old: str, new: str) -> bool:
         """True when responses went from ``old`` to ``new`` (seen both, ``new`` last)."""
         return bool(self.sequence) and old in self.bodies and self.sequence[-1] == new
+
+    def percentile_ms(self, percent: float) -> float | None:
+        """The nearest-rank latency percentile of the answered requests, in ms (None: none)."""
+        found = percentile(self.latencies, percent)
+        return None if found is None else found * 1000.0
 
 
 class NewConnectionLoad:
@@ -183,10 +260,13 @@ class NewConnectionLoad:
             headers = {"Host": self.host}
             if not self.keep_alive:
                 headers["Connection"] = "close"
+            started = time.perf_counter()
+            took: float | None = None
             try:
                 conn.request("GET", self.path, headers=headers)
                 response = conn.getresponse()
                 body = response.read().decode(errors="replace").strip()
+                took = time.perf_counter() - started
                 error = None if 200 <= response.status < 300 else f"HTTP {response.status}"
             except (OSError, http.client.HTTPException) as exc:
                 body, error = "", f"{type(exc).__name__}: {exc}"
@@ -194,13 +274,15 @@ class NewConnectionLoad:
                 conn = None
             if conn is not None and not self.keep_alive:
                 conn.close()
-            if not self._record(body, error):
+            if not self._record(body, error, took):
                 return
 
-    def _record(self, body: str, error: str | None) -> bool:
+    def _record(self, body: str, error: str | None, took: float | None = None) -> bool:
         with self._lock:
             result = self.result
             result.requests += 1
+            if took is not None:
+                result.latencies.append(took)
             if error is None:
                 result.bodies[body] += 1
                 result.sequence.append(body)
