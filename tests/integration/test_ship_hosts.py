@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from stagecraft.deploy import ship
 from stagecraft.deploy.ship import RegistryTarget
+from stagecraft.deploy.ship_stream import stream_to_hosts
+from stagecraft.errors import HostUnreachable
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime import process
 from stagecraft.testing.registry import LocalRegistry, local_registry
@@ -31,6 +33,15 @@ def unique_image(busybox_image: str) -> Iterator[str]:
     )
     yield tag
     process.run(["docker", "image", "rm", "-f", tag], check=False)
+
+
+def local_saves_since(since: float) -> int:
+    """How many ``docker save`` exports the local daemon made since ``since``."""
+    until = str(int(time.time()) + 1)
+    argv = ["docker", "events", "--since", f"{since:.3f}", "--until", until]
+    argv += ["--filter", "type=image", "--filter", "event=save", "--format", "{{.ID}}"]
+    result = process.run(argv)
+    return len(result.stdout.split())
 
 
 def loads_since(sandbox: Sandbox, host: str, since: float) -> int:
@@ -54,6 +65,7 @@ def test_ssh_ship_sends_to_two_hosts_then_nothing(sandbox3: Sandbox, unique_imag
             remote = sandbox3.docker(name, "image", "inspect", "--format", "{{.Id}}", unique_image)
             assert remote.stdout.strip() == local_id
         assert [loads_since(sandbox3, n, since) for n in ("h1", "h2")] == [1, 1]
+        assert local_saves_since(since) == 1  # one export, streamed to both hosts
 
         second = ship.ship([unique_image], hosts, parallel=2)
         second.raise_for_failures()
@@ -72,6 +84,28 @@ def test_ssh_ship_sends_to_two_hosts_then_nothing(sandbox3: Sandbox, unique_imag
     finally:
         for name in ("h1", "h2"):
             sandbox3.docker(name, "image", "rm", "-f", local_id, check=False)
+
+
+def test_a_host_that_is_down_fails_alone_and_the_other_gets_the_images(
+    sandbox_factory: Callable[[int], Sandbox], unique_image: str
+) -> None:
+    sandbox = sandbox_factory(2)
+    up, down = sandbox.ssh_host("h1"), sandbox.ssh_host("h2")
+    try:
+        local = ship.local_image_ids([unique_image])
+        ship.remote_state(down, local)  # a live control connection, then the host dies
+        sandbox.stop_host("h2")
+        # One export teed to both: h2's end breaks at once, h1 still gets every byte.
+        sent = stream_to_hosts([down, up], [unique_image], timeout=120)
+        assert isinstance(sent["h2"], HostUnreachable), sent["h2"]
+        assert isinstance(sent["h1"], int) and sent["h1"] > 1_000_000
+        assert sandbox.image_events("h1", "load", 0) != []
+        result = ship.ship_over_ssh_many([(up, local), (down, local)])
+        assert result["h1"].value is not None and result["h1"].value.skipped == (unique_image,)
+        assert isinstance(result["h2"].error, HostUnreachable), result["h2"].error
+    finally:
+        up.close()
+        down.close()
 
 
 def test_ssh_ship_reports_a_missing_local_image(sandbox3: Sandbox) -> None:

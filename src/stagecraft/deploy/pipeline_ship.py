@@ -56,18 +56,39 @@ def ship_jobs(
                 return
             say("local", f"pushed {len(pushing)} image(s) to {target.registry}")
 
+    if target is None:
+        _ship_over_ssh([j for j in live if wanted[j.name]], wanted, environment, say)
+        return
+
     def one(job: HostJob) -> None:
         images = wanted[job.name]
-        if not images:
-            return
-        local = ship.local_image_ids(images)
-        if target is None:
-            ship.ship_over_ssh(job.host, local)
-        else:
-            ship.pull_on_host(job.host, local, target)
-        say(job.name, f"images on host ({len(images)})")
+        if images:
+            ship.pull_on_host(job.host, ship.local_image_ids(images), target)
+            say(job.name, f"images on host ({len(images)})")
 
     run_jobs(live, one, environment.deploy.parallel)
+
+
+def _ship_over_ssh(
+    jobs: Sequence[HostJob],
+    wanted: Mapping[str, list[str]],
+    environment: EnvironmentConfig,
+    say: Say,
+) -> None:
+    """Stream what each host lacks; hosts lacking the same images share one export."""
+    try:
+        ids = ship.local_image_ids(sorted({i for j in jobs for i in wanted[j.name]}))
+    except StagecraftError as exc:
+        for job in jobs:
+            job.fail(exc)
+        return
+    wants = [(j.host, {image: ids[image] for image in wanted[j.name]}) for j in jobs]
+    result = ship.ship_over_ssh_many(wants, parallel=environment.deploy.parallel)
+    for job, outcome in zip(jobs, result.outcomes, strict=True):
+        if outcome.error is not None:
+            job.fail(outcome.error)
+        else:
+            say(job.name, f"images on host ({len(wanted[job.name])})")
 
 
 def images_to_ship(

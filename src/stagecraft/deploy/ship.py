@@ -26,22 +26,21 @@ Example::
 from __future__ import annotations
 
 import logging
-import re
 import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stagecraft import log
-from stagecraft.errors import CommandFailed, StagecraftError
+from stagecraft.deploy.ship_stream import stream_to_hosts
+from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime import process
-from stagecraft.runtime.fanout import GroupResult, fan_out
-from stagecraft.runtime.ssh import SSHHost, classify_ssh_failure
+from stagecraft.runtime.fanout import GroupResult, Outcome, fan_out
+from stagecraft.runtime.ssh import SSHHost
 
 logger = logging.getLogger(__name__)
 
-_BYTES = re.compile(r"^(\d+) bytes", re.M)
 _INSPECT_SCRIPT = (
     "docker version --format '{{.Server.Version}}' >/dev/null || exit 5; "
     'for pair in "$@"; do t=${pair%% *}; i=${pair#* }; '
@@ -124,12 +123,7 @@ def ship(
     wanted = list(dict.fromkeys(images))
     local = local_image_ids(wanted)
     if registry is None:
-        group = fan_out(
-            list(hosts),
-            lambda h: ship_over_ssh(h, local, timeout=timeout),
-            name=lambda h: h.name,
-            parallel=parallel,
-        )
+        group = ship_over_ssh_many([(h, local) for h in hosts], parallel=parallel, timeout=timeout)
         return ShipResult("ssh", (), group)
     pushed = push(wanted, registry, timeout=timeout)
     group = fan_out(
@@ -187,44 +181,72 @@ def decide(local: Mapping[str, str], remote: Mapping[str, tuple[str | None, bool
     return Decision(tuple(send), tuple(tag), tuple(skip))
 
 
+def ship_over_ssh_many(
+    wants: Sequence[tuple[SSHHost, Mapping[str, str]]],
+    *,
+    parallel: int = 4,
+    timeout: float | None = None,
+) -> GroupResult[HostShipment]:
+    """Per host, the images (``tag -> local ID``) it lacks, each set exported once.
+
+    Hosts are compared in parallel; hosts that lack the same images share one
+    ``docker save`` (:func:`~stagecraft.deploy.ship_stream.stream_to_hosts`).
+    """
+    local = {host.name: images for host, images in wants}
+
+    def prepare(host: SSHHost) -> Decision:
+        decision = decide(local[host.name], remote_state(host, local[host.name]))
+        _tag_on_host(host, decision.tag, local[host.name])
+        return decision
+
+    hosts = [host for host, _ in wants]
+    checked = fan_out(hosts, prepare, name=lambda h: h.name, parallel=parallel)
+    groups: dict[tuple[str, ...], list[SSHHost]] = {}
+    for host, outcome in zip(hosts, checked.outcomes, strict=True):
+        if outcome.value is not None and outcome.value.send:
+            groups.setdefault(outcome.value.send, []).append(host)
+    streamed = fan_out(
+        list(groups.items()),
+        lambda group: stream_to_hosts(group[1], group[0], timeout=timeout),
+        name=lambda group: ",".join(h.name for h in group[1]),
+        parallel=parallel,
+    )
+    sent: dict[str, int | BaseException] = {}
+    for (_, members), streaming in zip(groups.items(), streamed.outcomes, strict=True):
+        per_host: dict[str, int | StagecraftError] = streaming.value or {}
+        for member in members:
+            sent[member.name] = streaming.error or per_host.get(member.name, 0)
+    return GroupResult(
+        tuple(
+            _shipment_outcome(host, first, sent.get(host.name, 0))
+            for host, first in zip(hosts, checked.outcomes, strict=True)
+        )
+    )
+
+
+def _shipment_outcome(
+    host: SSHHost, checked: Outcome[Decision], sent: int | BaseException
+) -> Outcome[HostShipment]:
+    """One host's outcome: its comparison's error, its stream's error, or what it got."""
+    if checked.value is None:
+        return Outcome(host.name, None, checked.error, checked.duration)
+    if isinstance(sent, BaseException):
+        return Outcome(host.name, None, sent, checked.duration)
+    decision = checked.value
+    _report(host, decision, "sent", sent)
+    shipment = HostShipment(host.name, decision.send, decision.tag, decision.skip, sent)
+    return Outcome(host.name, shipment, None, checked.duration)
+
+
 def ship_over_ssh(
     host: SSHHost, local: Mapping[str, str], *, timeout: float | None = None
 ) -> HostShipment:
     """Stream the images ``host`` lacks with ``docker save | ssh docker load``."""
-    decision = decide(local, remote_state(host, local))
-    _tag_on_host(host, decision.tag, local)
-    sent = 0
-    if decision.send:
-        sent = stream_images(host, decision.send, timeout=timeout)
-    _report(host, decision, "sent", sent)
-    return HostShipment(host.name, decision.send, decision.tag, decision.skip, sent)
-
-
-def stream_images(host: SSHHost, images: Sequence[str], *, timeout: float | None = None) -> int:
-    """``docker save IMAGES | ssh HOST docker load`` in one pipeline; the bytes streamed."""
-    remote = shlex.join(host.ssh_argv("docker load"))
-    script = f'set -o pipefail; docker save "$@" | dd bs=1M | {remote}'
-    result = process.run(
-        ["bash", "-c", script, "ship", *images],
-        extra_env={"LC_ALL": "C"},
-        timeout=timeout,
-        check=False,
-        host=host.name,
-    )
-    if result.returncode == 255:
-        error = classify_ssh_failure(host.target, result.stderr)
-        if error is not None:
-            raise error
-    if result.returncode != 0:
-        raise CommandFailed(
-            ["docker save", *images, "|", "ssh", host.name, "docker load"],
-            result.returncode,
-            _without_dd_noise(result.stderr) or result.stdout,
-            host=host.name,
-            hint="check free disk space on the host and that its Docker daemon runs",
-        )
-    counted = _BYTES.search(result.stderr)
-    return int(counted.group(1)) if counted else 0
+    outcome = ship_over_ssh_many([(host, local)], timeout=timeout).outcomes[0]
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.value is not None
+    return outcome.value
 
 
 def push(
@@ -312,13 +334,3 @@ def _report(host: SSHHost, decision: Decision, verb: str, sent: int) -> None:
         f"skipped {len(decision.skip)}"
     )
     log.event(logger, logging.INFO, text, host=host.name, phase="ship")
-
-
-def _without_dd_noise(stderr: str) -> str:
-    """stderr minus dd's statistics lines (records in/out, bytes copied)."""
-    lines = [
-        line
-        for line in stderr.splitlines()
-        if not re.match(r"^\d+\+\d+ records (in|out)$", line) and not _BYTES.match(line)
-    ]
-    return "\n".join(lines)

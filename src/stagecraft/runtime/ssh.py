@@ -174,14 +174,14 @@ class SSHHost:
                 continue
             break
         if result.returncode == 255:
-            error = classify_ssh_failure(self.target, result.stderr) or self._lost(remote)
+            error = classify_ssh_failure(self.target, result.stderr) or self.lost_connection(remote)
             if error is not None:
                 raise error
         if check and result.returncode != 0:
             raise CommandFailed([remote], result.returncode, result.output, host=self.name)
         return result
 
-    def _lost(self, remote: str) -> HostError | None:
+    def lost_connection(self, remote: str) -> HostError | None:
         """After an unexplained exit 255: the host's error if it no longer answers, else None.
 
         A connection cut mid-command (the host died, sshd was killed) ends ssh with

@@ -8,6 +8,7 @@ import pytest
 
 from stagecraft.deploy import ship
 from stagecraft.deploy.ship import Decision, RegistryTarget, ShipError
+from stagecraft.errors import CommandFailed
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.testing.fakes import FakeRunner, FakeSSHHost
 
@@ -99,3 +100,37 @@ def test_pull_on_host_logs_in_with_stdin_and_pulls_only_what_is_missing() -> Non
     pull = host.calls[1]
     assert pull.input == b"tok-123456" and "tok-123456" not in pull.line
     assert pull.line.endswith("r:5000/api:v2")
+
+
+def test_without_gnu_tee_each_host_gets_its_own_export(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS's tee has no -p: one broken host pipe would stop the others, so no sharing."""
+    from stagecraft.deploy import ship_stream
+
+    runner = FakeRunner().expect(re.compile(r"^bash -c "), times=None)
+    monkeypatch.setattr("stagecraft.deploy.ship_stream.process.run", runner)
+    monkeypatch.setattr(ship_stream, "tee_splits", lambda: False)
+    hosts = [FakeSSHHost("web-1", "192.0.2.1"), FakeSSHHost("web-2", "192.0.2.2")]
+
+    ship_stream.stream_to_hosts(hosts, ["shop/api:v2"])
+
+    scripts = [call.argv[2] for call in runner.calls]
+    assert len(scripts) == 2 and all("| tee " in s and "tee -p" not in s for s in scripts)
+    assert "192.0.2.1" in scripts[0] and "192.0.2.2" in scripts[1]
+
+
+def test_hosts_lacking_the_same_images_share_one_teed_export(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stagecraft.deploy import ship_stream
+
+    runner = FakeRunner().expect(re.compile(r"^bash -c "))
+    monkeypatch.setattr("stagecraft.deploy.ship_stream.process.run", runner)
+    monkeypatch.setattr(ship_stream, "tee_splits", lambda: True)
+    hosts = [FakeSSHHost("web-1", "192.0.2.1"), FakeSSHHost("web-2", "192.0.2.2")]
+
+    sent = ship_stream.stream_to_hosts(hosts, ["shop/api:v2"])
+
+    (script,) = [call.argv[2] for call in runner.calls]
+    assert script.count('docker save "$@"') == 1 and "tee -p" in script
+    assert script.count("docker load") == 2
+    assert all(isinstance(value, CommandFailed) for value in sent.values())  # no rc files
