@@ -44,21 +44,19 @@ def ship_jobs(
     live = [j for j in jobs if j.alive]
     wanted = images_to_ship(loaded, environment, release, live, environ)
     target = registry_target(environment, release, secrets)
-    if target is not None:
-        pushing = sorted({image for images in wanted.values() for image in images})
-        if pushing:
-            try:
-                ship.push(pushing, target)
-            except StagecraftError as exc:
-                for job in live:
-                    job.fail(exc)
-                    job.error = f"push to {target.registry} failed: {exc.message}"
-                return
-            say("local", f"pushed {len(pushing)} image(s) to {target.registry}")
-
     if target is None:
         _ship_over_ssh([j for j in live if wanted[j.name]], wanted, environment, say)
         return
+    pushing = sorted({image for images in wanted.values() for image in images})
+    if pushing:
+        try:
+            ship.push(pushing, target)
+        except StagecraftError as exc:
+            for job in live:
+                job.fail(exc)
+                job.error = f"push to {target.registry} failed: {exc.message}"
+            return
+        say("local", f"pushed {len(pushing)} image(s) to {target.registry}")
 
     def one(job: HostJob) -> None:
         images = wanted[job.name]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from stagecraft.errors import CommandFailed, StagecraftError
 from stagecraft.runtime import process
+from stagecraft.runtime.fanout import fan_out
 from stagecraft.runtime.ssh import SSHHost, classify_ssh_failure
 
 _BYTES = re.compile(r"^(\d+) bytes", re.M)
@@ -40,10 +41,15 @@ def stream_to_hosts(
     if not hosts or not images:
         return {host.name: 0 for host in hosts}
     if len(hosts) > 1 and not tee_splits():
-        found: dict[str, int | StagecraftError] = {}
-        for host in hosts:  # BSD tee (macOS) cannot go on past a broken pipe: one export each
-            found.update(stream_to_hosts([host], images, timeout=timeout))
-        return found
+        # BSD tee (macOS) cannot go on past a broken pipe: one export per host, in parallel.
+        each = fan_out(
+            list(hosts),
+            lambda host: stream_to_hosts([host], images, timeout=timeout)[host.name],
+            name=lambda host: host.name,
+            parallel=len(hosts),
+        )
+        each.raise_for_failures("hosts")  # only a failed local export raises
+        return {o.name: o.value for o in each.outcomes if o.value is not None}
     with tempfile.TemporaryDirectory(prefix="stagecraft-ship-") as tmp:
         work = Path(tmp)
         script = _script(hosts, work)
