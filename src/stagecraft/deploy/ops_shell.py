@@ -21,8 +21,10 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy.state import read_host_state
+from stagecraft.deploy.state_layout import environment_hosts
 from stagecraft.errors import HostError, UsageError
 from stagecraft.runtime.ssh import SSHHost
 
@@ -44,6 +46,17 @@ def check_host(environment: EnvironmentConfig, env: str, host: str) -> None:
             f"{env}: no host {host!r}",
             hint=f"hosts of {env}: {known}",
         )
+
+
+def service_hosts(loaded: LoadedConfig, env: str, service: str, host: str | None) -> list[SSHHost]:
+    """The hosts of ``env`` running ``service`` (or just ``host``), both names checked."""
+    environment = loaded.environment(env)
+    if loaded.compose is not None:
+        check_service(service, list(loaded.compose.services), env)
+    if host is not None:
+        check_host(environment, env, host)
+    names = [host] if host else environment.hosts_running(service)
+    return [h for h in environment_hosts(environment) if h.name in names]
 
 
 def check_service(service: str, known: Sequence[str], env: str) -> None:

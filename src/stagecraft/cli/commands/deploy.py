@@ -59,13 +59,14 @@ def deploy(app: AppContext, version: str | None, allow_dirty: bool, lock_wait: f
     run_and_report(app, lambda: run_deploy(loaded, env, options))
 
 
-def show_plan(app: AppContext, env: str, version: str | None) -> None:
-    """Exactly what `stagecraft plan` prints (and its exit code for unreachable hosts)."""
+def show_plan(app: AppContext, env: str, version: str | None, *, migrations: bool = True) -> None:
+    """What `stagecraft plan` prints (and its exit code for unreachable hosts)."""
     from stagecraft.deploy.model_planning import compute_plan
     from stagecraft.deploy.plan import render_text
     from stagecraft.errors import HostError
 
-    result = compute_plan(app.load_config(), env, explicit_version=version)
+    loaded = app.load_config()
+    result = compute_plan(loaded, env, explicit_version=version, migrations=migrations)
     if app.json:
         app.output.json(result.to_json())
     else:

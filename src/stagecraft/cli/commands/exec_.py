@@ -25,18 +25,11 @@ def exec_(app: AppContext, service: str, command: tuple[str, ...], host_name: st
     import os
     import sys
 
-    from stagecraft.deploy.ops_shell import check_host, check_service, exec_argv, find_exec_target
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.ops_shell import exec_argv, find_exec_target, service_hosts
 
     env = app.require_env()
     loaded = app.load_config()
-    environment = loaded.environment(env)
-    if loaded.compose is not None:
-        check_service(service, list(loaded.compose.services), env)
-    if host_name is not None:
-        check_host(environment, env, host_name)
-    names = [host_name] if host_name else environment.hosts_running(service)
-    hosts = [h for h in environment_hosts(environment) if h.name in names]
+    hosts = service_hosts(loaded, env, service, host_name)
     try:
         target = find_exec_target(
             hosts, project=loaded.config.project.name, env=env, service=service

@@ -44,21 +44,14 @@ def logs(  # noqa: PLR0917 (click passes every option)
     timestamps: bool,
 ) -> None:
     from stagecraft.deploy.ops_logs import LogOptions, parse_since
-    from stagecraft.deploy.ops_shell import check_host, check_service
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.ops_shell import service_hosts
 
     env = app.require_env()
     options = LogOptions(
         since=parse_since(since) if since else None, tail=tail, timestamps=timestamps
     )
     loaded = app.load_config()
-    environment = loaded.environment(env)
-    if loaded.compose is not None:
-        check_service(service, list(loaded.compose.services), env)
-    if host_name is not None:
-        check_host(environment, env, host_name)
-    names = [host_name] if host_name else environment.hosts_running(service)
-    hosts = [h for h in environment_hosts(environment) if h.name in names]
+    hosts = service_hosts(loaded, env, service, host_name)
     try:
         _show(
             app,

@@ -30,21 +30,6 @@ other hosts are still planned).
 @global_options
 @pass_app
 def plan(app: AppContext, version: str | None, no_migrations: bool) -> None:
-    from stagecraft.deploy.model_planning import compute_plan
-    from stagecraft.deploy.plan import render_text
-    from stagecraft.errors import HostError
+    from stagecraft.cli.commands.deploy import show_plan
 
-    env = app.require_env()
-    loaded = app.load_config()
-    result = compute_plan(loaded, env, explicit_version=version, migrations=not no_migrations)
-    if app.json:
-        app.output.json(result.to_json())
-    else:
-        app.output.result(render_text(result).rstrip("\n"))
-    if result.unreachable:
-        names = ", ".join(h.host for h in result.unreachable)
-        raise HostError(
-            names,
-            "unreachable: planned the other hosts only",
-            hint="check the host is up and reachable with `ssh`, then plan again",
-        )
+    show_plan(app, app.require_env(), version, migrations=not no_migrations)
