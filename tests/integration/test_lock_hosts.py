@@ -124,3 +124,44 @@ def test_docs_lock_commands(
     assert f"released the deploy lock held by {held.info.holder}" in capsys.readouterr().out
     assert run(["--json", "lock", "status", "--env", "staging"]) == ExitCode.OK
     assert '"held": false' in capsys.readouterr().out
+
+
+def test_many_waiting_acquirers_each_get_the_lock_exactly_once(
+    sandbox3: Sandbox, project: str
+) -> None:
+    """--lock-wait under contention: a holder releasing mid-attempt means "try again"."""
+    count = 14
+    hosts = [SSHHost(sandbox3.hosts[0].target(), ssh_options_for(sandbox3)) for _ in range(count)]
+    barrier = threading.Barrier(count)
+    guard = threading.Lock()
+    holding: list[int] = []
+    acquired: list[int] = []
+    errors: list[BaseException] = []
+
+    def contend(index: int) -> None:
+        barrier.wait()
+        try:
+            token = lock.acquire(hosts[index], info_for(project), wait=120, poll=0.02)
+            with guard:
+                holding.append(index)
+                acquired.append(index)
+                assert len(holding) == 1, f"two holders at once: {holding}"
+            assert lock.status(hosts[index], project, "staging") == token.info
+            with guard:
+                holding.remove(index)
+            lock.release(hosts[index], token)
+        except BaseException as exc:  # every failure is reported, not lost in a thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(count)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=180)
+    finally:
+        for host in hosts:
+            host.close()
+    assert errors == []
+    assert sorted(acquired) == list(range(count))
+    assert lock.status(sandbox3.ssh_host("h1"), project, "staging") is None

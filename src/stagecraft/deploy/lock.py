@@ -5,9 +5,11 @@ Acquiring writes the record to a temp file and hard-links it into place
 (``link(2)`` is atomic and fails when the lock exists), so when two clients race
 exactly one wins and the lock is never seen without its content; the loser reads
 the winner's record and raises :class:`~stagecraft.errors.LockHeld` naming the
-holder, since when and the command. Each acquisition carries a random token:
-:func:`release` removes the lock only while it still holds our token;
-:func:`force_release` (``stagecraft lock release``) removes whatever is there.
+holder, since when and the command (a lock released between the loser's link and
+its read is linked again, so ``wait`` keeps waiting instead of failing). Each
+acquisition carries a random token: :func:`release` removes the lock only while it
+still holds our token; :func:`force_release` (``stagecraft lock release``) removes
+whatever is there.
 
 Example::
 
@@ -42,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 _HELD = 3  # exit code of the acquire script when the lock exists
 _NOT_OURS = 4  # exit code of the release script when the token does not match
+_LINK_ATTEMPTS = 20  # links tried by one acquire script while the lock keeps vanishing
 
 
 class LockLost(HostError):
@@ -245,11 +248,17 @@ def _try_create(host: SSHHost, path: str, info: LockInfo) -> LockInfo | None:
     # link(2) is atomic and fails when the lock exists, and the lock is never seen
     # without its content (an O_EXCL create followed by a write was: a racing
     # loser could read an empty file).
+    # A lock that vanished between the failed ln and the cat was released by its
+    # holder in between: link again (a bounded number of times; an ln that fails
+    # while no lock exists is a real error, shown with ln's own message).
     script = (
         f'f={quoted}; d="$(dirname "$f")"; mkdir -p "$d" || exit 1; '
         't="$(mktemp "$d/.lock.XXXXXX")" || exit 1; cat > "$t" || { rm -f "$t"; exit 1; }; '
-        'if ln "$t" "$f" 2>/dev/null; then rm -f "$t"; exit 0; fi; rm -f "$t"; '
-        f'[ -e "$f" ] || exit 1; cat "$f"; exit {_HELD}'
+        f"i=0; while [ $i -lt {_LINK_ATTEMPTS} ]; do "
+        'if e="$(ln "$t" "$f" 2>&1)"; then rm -f "$t"; exit 0; fi; '
+        f'if cat "$f" 2>/dev/null; then rm -f "$t"; exit {_HELD}; fi; '
+        "i=$((i + 1)); done; "
+        'rm -f "$t"; printf "%s\n" "$e" >&2; exit 1'
     )
     result = host.run(["sh", "-c", script], input=info.to_json() + "\n", check=False)
     if result.returncode == 0:
