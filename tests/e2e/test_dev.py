@@ -338,10 +338,12 @@ def start_ready(project: Project) -> Session:
     return dev
 
 
-def test_sigterm_stops_like_ctrl_c(quickstart: Project) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_sigterm_stops_like_ctrl_c(quickstart: Project, sig: signal.Signals) -> None:
+    """SIGTERM (`kill`, CI) and SIGHUP (a closed terminal) stop dev like Ctrl-C."""
     dev = start_ready(quickstart)
     tree = proctree.descendants([dev.proc.pid], proctree.process_table())
-    dev.proc.send_signal(signal.SIGTERM)
+    dev.proc.send_signal(sig)
     assert dev.proc.wait(timeout=60) == 0, dev.err()
     assert [p.pid for p in tree if proctree.is_alive(p)] == []
     assert processes_in(quickstart.dir) == []

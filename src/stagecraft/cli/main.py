@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stagecraft import __version__
 from stagecraft.cli.context import AppContext, apply_env_fallbacks, global_options
+
+if TYPE_CHECKING:
+    from stagecraft.cli.signals import InterruptSignals
 
 # name -> (module, attribute, one-line help). Help is duplicated here so that
 # `stagecraft --help` does not import every command module.
@@ -142,6 +145,15 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting (tests use this)."""
+    from stagecraft.cli.signals import interrupts_like_ctrl_c
+
+    # SIGTERM and SIGHUP (CI cancelling, `timeout`, a closed terminal) stop the
+    # command exactly like Ctrl-C: same cleanup, same exit code (cli/signals.py).
+    with interrupts_like_ctrl_c() as signals:
+        return _run(argv, signals)
+
+
+def _run(argv: list[str] | None, signals: InterruptSignals) -> int:
     from stagecraft.errors import ExitCode
 
     app = AppContext()
@@ -160,7 +172,8 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         return ExitCode.INTERRUPTED
     except KeyboardInterrupt:
-        _stderr("interrupted")
+        by = signals.received
+        _stderr(f"interrupted by {by.name}" if by is not None else "interrupted")
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return ExitCode.FAILED

@@ -138,7 +138,7 @@ def trust(app: AppContext, print_only: bool) -> None:
 
 
 class _Signals:
-    """SIGINT/SIGTERM while starting: abort; while running: stop; again: force."""
+    """SIGINT/SIGTERM/SIGHUP while starting: abort; while running: stop; again: force."""
 
     def __init__(self, session: DevSession) -> None:
         self.session = session
@@ -147,7 +147,7 @@ class _Signals:
         self._old: dict[int, Any] = {}
 
     def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._old[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
@@ -155,6 +155,10 @@ class _Signals:
             signal.signal(sig, handler)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            from stagecraft.cli.signals import drop_terminal_output
+
+            drop_terminal_output()  # the terminal is gone: writing to it would fail the stop
         self.count += 1
         if self.count > 1:
             sys.stderr.write("stagecraft dev: forcing stop (killing everything)\n")
