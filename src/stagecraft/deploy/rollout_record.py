@@ -3,12 +3,13 @@
 Example::
 
     record(release, jobs, secrets, started_at, command="deploy")  # after the rollout
-    prune(hosts, release, retain=5)                                # after the lock is released
+    prune(hosts, release, retain=5)   # after the lock is released: this env's old images only
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from stagecraft.deploy import ledger, lock
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.rollout import Progress
 from stagecraft.deploy.rollout_result import HostJob, host_outcome
+from stagecraft.deploy.state_layout import STATE_ROOT, app_dir
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime.fanout import describe, fan_out
@@ -88,23 +90,29 @@ def prune(
     parallel: int = 4,
     progress: Progress | None = None,
 ) -> None:
-    """Remove this project's release images beyond the last ``retain`` releases (best effort)."""
+    """Remove this environment's release images beyond its last ``retain`` releases (best effort).
+
+    Only images that this environment's ledger records are candidates (environments of
+    one project share image names). Each host keeps every image that another
+    environment's ledger on it still retains (its last ``retain`` successful releases,
+    as that environment's own prune wrote to ``retain`` next to its ledger, and its
+    newest release; all of them when it never said), so staging's deploys never remove
+    production's rollback images, even when both ran the same version. Images a
+    container still uses are refused by Docker and stay.
+    """
+    env = release.env or ""
     try:
-        found = ledger.history(hosts, release.project, release.env or "")
+        found = ledger.history(hosts, release.project, env)
     except StagecraftError:
         return
-    keep = ledger.images_to_keep(found.releases, retain, release.id)
-    prefix = f"{release.repository}/"
+    ours = {image for r in found.releases for image in r.images}
+    candidates = ours - ledger.images_to_keep(found.releases, retain, release.id)
 
     def one(host: SSHHost) -> None:
+        others = _retained_by_others(host, release.project, env, retain)
         listed = host.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False)
-        old = [
-            image
-            for image in listed.stdout.split()
-            if image.startswith(prefix) and image not in keep and not image.endswith(":<none>")
-        ]
+        old = sorted((set(listed.stdout.split()) & candidates) - others)
         if old:
-            # Images still used by a container are refused by Docker and stay.
             host.docker("image", "rm", *old, check=False)
             message = f"pruned up to {len(old)} old image(s)"
             log.event(logger, logging.DEBUG, message, host=host.name, phase="prune")
@@ -112,6 +120,36 @@ def prune(
                 progress(host.name, None, message)
 
     fan_out(list(hosts), one, name=lambda h: h.name, parallel=parallel)
+
+
+_LEDGER_HEADER = "#stagecraft-ledger "
+
+
+def _retained_by_others(host: SSHHost, project: str, env: str, retain: int) -> set[str]:
+    """Record our ``retain`` on ``host``; return the images other environments there retain."""
+    mine = app_dir(project, env)
+    script = (
+        f"me={shlex.quote(mine)}; "
+        f'mkdir -p "$me" && printf "%s\\n" {retain} > "$me/retain.tmp" '
+        '&& mv -f "$me/retain.tmp" "$me/retain" || exit 1; '
+        f"for f in {shlex.quote(STATE_ROOT)}/apps/*/*/ledger.jsonl; do "
+        '[ -f "$f" ] || continue; d="${f%/ledger.jsonl}"; [ "$d" = "$me" ] && continue; '
+        'r="$(cat "$d/retain" 2>/dev/null)"; '
+        f'printf "\\n{_LEDGER_HEADER}%s %s\\n" "${{r:-all}}" "$d"; cat "$f"; done'
+    )
+    text = host.run(["sh", "-c", script]).stdout
+    kept: set[str] = set()
+    for chunk in text.split("\n" + _LEDGER_HEADER)[1:]:
+        header, _, body = chunk.partition("\n")
+        count = header.split(" ", 1)[0]
+        releases = ledger.merge(ledger.parse_lines(body, host=host.name))
+        if not releases:
+            continue
+        if not count.isdigit():  # an environment that never said what it retains: all of it
+            kept |= {image for r in releases for image in r.images}
+            continue
+        kept |= ledger.images_to_keep(releases, int(count), releases[0].id)
+    return kept
 
 
 def _image_ids(host: SSHHost, images: Sequence[str]) -> dict[str, str]:

@@ -1,0 +1,126 @@
+"""Two environments of one project on one sandbox host: pruning one keeps the other's images.
+
+Staging (retain 1) and production (retain 2) deploy a worker to the same host, so
+their images share names (``<project>/worker:<version>``), and staging runs v1
+first, the version production later rolls back to. After staging's later deploys
+the host must still hold production's retained images, and ``rollback --env
+production`` must work from the host alone (the local images are gone, as on a
+fresh CI runner).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stagecraft.deploy.state_layout import STATE_ROOT
+from stagecraft.testing import images
+from stagecraft.testing.sandbox import Sandbox
+
+pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
+
+
+def _env(name: str, address: str, retain: int) -> str:
+    return (
+        f"  {name}:\n"
+        f"    hosts: {{h1: {{address: {address}, roles: [app]}}}}\n"
+        "    roles: {app: [worker]}\n"
+        f"    deploy: {{retain: {retain}, health_timeout: 15s}}\n"
+    )
+
+
+@pytest.fixture
+def project(sandbox3: Sandbox, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    busybox = images.ensure_busybox_image()
+    name = "pe" + uuid.uuid4().hex[:8]
+    address = sandbox3.hosts[0].address
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "worker" / "Dockerfile").write_text(
+        f"FROM {busybox}\n"
+        "ARG STAGECRAFT_VERSION=dev\n"
+        "ENV APP_VERSION=${STAGECRAFT_VERSION}\n"
+        'CMD ["sh", "-c", "echo worker $APP_VERSION; exec sleep 3600"]\n'
+    )
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n"
+        "  worker:\n"
+        "    build: ./worker\n"
+        "    init: true\n"
+        "    stop_grace_period: 1s\n"
+        "    x-stagecraft: {kind: worker}\n"
+    )
+    (tmp_path / "stagecraft.yml").write_text(
+        f"project: {name}\ncompose: docker-compose.yml\nenvironments:\n"
+        + _env("production", address, 2)
+        + _env("staging", address, 1)
+    )
+    try:
+        yield tmp_path, name
+    finally:
+        for env in ("production", "staging"):
+            sandbox3.docker(
+                "h1", "compose", "-p", f"{name}-{env}", "down", "--remove-orphans", check=False
+            )
+        listed = sandbox3.docker(
+            "h1", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{name}/*", check=False
+        ).stdout.split()
+        if listed:
+            sandbox3.docker("h1", "image", "rm", "-f", *listed, check=False)
+        sandbox3.ssh_host("h1").run(["rm", "-rf", f"{STATE_ROOT}/apps/{name}"], check=False)
+        _remove_local_images(name)
+
+
+def _remove_local_images(name: str) -> None:
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{name}/*"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if listed:
+        subprocess.run(["docker", "rmi", "-f", *listed], capture_output=True)
+
+
+def test_staging_deploys_keep_productions_rollback_images(
+    sandbox3: Sandbox, project: tuple[Path, str]
+) -> None:
+    root, name = project
+    environ = {
+        **os.environ,
+        "STAGECRAFT_SSH_CONFIG": str(sandbox3.ssh_config),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+
+    def cli(*args: str) -> None:
+        argv = ["stagecraft", "-c", str(root / "stagecraft.yml"), *args]
+        out = subprocess.run(argv, capture_output=True, text=True, env=environ, timeout=300)
+        assert out.returncode == 0, f"{args}:\n{out.stdout}\n{out.stderr}"
+
+    def tags() -> list[str]:
+        listed = sandbox3.docker("h1", "image", "ls", "--format", "{{.Tag}}", f"{name}/worker")
+        return sorted(listed.stdout.split())
+
+    cli("deploy", "--env", "staging", "--version", "v1")
+    cli("deploy", "--env", "production", "--version", "v1")
+    cli("deploy", "--env", "production", "--version", "v2")
+    cli("deploy", "--env", "staging", "--version", "v3")
+    cli("deploy", "--env", "staging", "--version", "v4")
+    # staging keeps v4 (retain 1) and pruned its own v3; v1 and v2 are production's
+    assert tags() == ["v1", "v2", "v4"]
+
+    _remove_local_images(name)  # the rollback must come from what the host kept
+    cli("rollback", "--env", "production")
+    running = sandbox3.docker(
+        "h1",
+        "ps",
+        "--format",
+        "{{.Image}}",
+        "--filter",
+        f"label=com.docker.compose.project={name}-production",
+    )
+    assert running.stdout.split() == [f"{name}/worker:v1"]
