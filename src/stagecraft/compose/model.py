@@ -29,7 +29,7 @@ from typing import Any
 
 from stagecraft.compose.extension import XStagecraft
 from stagecraft.config.durations import parse_duration
-from stagecraft.errors import ExitCode, PrerequisiteMissing, StagecraftError
+from stagecraft.errors import ConfigError, ExitCode, PrerequisiteMissing, StagecraftError
 from stagecraft.log import event
 
 logger = logging.getLogger(__name__)
@@ -214,21 +214,33 @@ def load_compose(
     environ: Mapping[str, str] | None = None,
     profiles: Sequence[str] = ("*",),
     timeout: float = 60.0,
+    dotenv: bool = True,
+    resolve_env_files: bool = True,
+    extensions: Mapping[str, XStagecraft] | None = None,
 ) -> ComposeProject:
     """Resolve ``files`` with ``docker compose config`` and build the typed model.
 
     ``project_directory`` defaults to the first file's directory (as Compose
     does); ``profiles`` defaults to every profile, so profiled services are
     visible; ``environ`` (default: this process's environment) is what Compose
-    interpolates with. Raises :class:`ComposeError` with Compose's message,
+    interpolates with. ``dotenv=False`` keeps Compose from reading the project's
+    ``.env`` file, ``resolve_env_files=False`` leaves services' ``env_file:``
+    entries unread (listed in ``raw["env_file"]``); both are how a deployed
+    environment's model is loaded (ADR 0006). ``extensions`` (the validated
+    ``x-stagecraft`` blocks of an earlier load of the same files) saves the
+    second Compose call. Raises :class:`ComposeError` with Compose's message,
     :class:`PrerequisiteMissing` without docker or the compose plugin, and
-    :class:`~stagecraft.errors.ConfigError` for an invalid ``x-stagecraft`` block.
+    :class:`~stagecraft.errors.ConfigError` for an invalid ``x-stagecraft`` block
+    or YAML aliases that expand past the limits (checked before Compose runs).
     """
     if not files:
         raise ValueError("load_compose needs at least one file")
     paths = tuple(Path(f).absolute() for f in files)
+    _refuse_alias_bombs(paths)
     directory = (project_directory or paths[0].parent).absolute()
     argv = ["docker", "compose"]
+    if not dotenv:
+        argv += ["--env-file", os.devnull]
     for path in paths:
         argv += ["-f", str(path)]
     argv += ["--project-directory", str(directory)]
@@ -237,16 +249,22 @@ def load_compose(
     for profile in profiles:
         argv += ["--profile", profile]
     env = _compose_env(environ)
-    # Compose's JSON output drops service-level `x-*` keys; its YAML output keeps them.
-    # Both are asked for at once: each call costs Compose's whole start-up.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        as_yaml = pool.submit(_run_config, [*argv, "config"], paths, env, timeout)
-        raw = json.loads(_run_config([*argv, "config", "--format", "json"], paths, env, timeout))
-        extensions = _service_extensions(as_yaml.result())
-    services_raw: dict[str, Any] = raw.get("services") or {}
-    from stagecraft.compose.xcheck import validate_extensions
+    config = ["config"] if resolve_env_files else ["config", "--no-env-resolution"]
+    as_json = [*argv, *config, "--format", "json"]
+    if extensions is not None:
+        raw = json.loads(_run_config(as_json, paths, env, timeout))
+        validated = dict(extensions)
+    else:
+        # Compose's JSON output drops service-level `x-*` keys; its YAML output keeps them.
+        # Both are asked for at once: each call costs Compose's whole start-up.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            as_yaml = pool.submit(_run_config, [*argv, *config], paths, env, timeout)
+            raw = json.loads(_run_config(as_json, paths, env, timeout))
+            found = _service_extensions(as_yaml.result())
+        from stagecraft.compose.xcheck import validate_extensions
 
-    validated = validate_extensions(extensions, paths)
+        validated = validate_extensions(found, paths)
+    services_raw: dict[str, Any] = raw.get("services") or {}
     services = {
         name: _service(name, data, validated.get(name, XStagecraft()))
         for name, data in sorted(services_raw.items())
@@ -264,6 +282,15 @@ def load_compose(
         raw=MappingProxyType(raw),
         project_directory=directory,
     )
+
+
+def _refuse_alias_bombs(paths: tuple[Path, ...]) -> None:
+    """ConfigError for a file whose YAML aliases expand past the limits (Compose has none)."""
+    from stagecraft.config.document import check_yaml_aliases
+
+    issues = [issue for path in paths if (issue := check_yaml_aliases(path)) is not None]
+    if issues:
+        raise ConfigError(issues)
 
 
 def _compose_env(environ: Mapping[str, str] | None) -> dict[str, str]:

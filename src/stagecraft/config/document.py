@@ -15,6 +15,15 @@ Path_ = tuple[str | int, ...]
 
 _DUPLICATE = re.compile(r'found duplicate key "(?P<key>.*)" with value')
 
+MAX_ALIAS_COPIES = 10_000
+"""Lists and mappings that YAML aliases may copy into a document (a billion-laughs file: 10**8)."""
+MAX_ALIAS_SIZE = 1_000_000
+"""Nodes plus string characters that YAML aliases may add to a document."""
+ALIAS_HINT = (
+    "an alias (*name) repeats the whole value of its anchor (&name); "
+    "write the values out or nest fewer aliases"
+)
+
 
 @dataclass
 class Document:
@@ -84,8 +93,108 @@ def parse_document(text: str, file: str) -> Document:
         )
         return doc
     doc.lines[()] = 1
+    too_large = alias_expansion_issue(node, file)
+    if too_large is not None:
+        doc.issues.append(too_large)
+        return doc
     doc.data = _convert(node, (), doc, 1, set())
     return doc
+
+
+def check_yaml_aliases(path: Path, shown: str | None = None) -> ConfigIssue | None:
+    """The issue if YAML aliases in the file at ``path`` expand beyond the limits (else None).
+
+    For files that other tools parse (``docker compose config`` expands every
+    alias without a limit). Unreadable or invalid YAML is left to that tool.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if "&" not in text or "*" not in text:  # no anchor or no alias: nothing to expand
+        return None
+    try:
+        node = YAML(typ="rt", pure=True).load(text)
+    except (YAMLError, ValueError, TypeError, RecursionError):
+        return None
+    return alias_expansion_issue(node, shown or display_path(path))
+
+
+@dataclass
+class _Expanded:
+    """The size of one list or mapping once every alias inside it is copied out."""
+
+    containers: int
+    size: int
+    aliased: bool
+
+
+def alias_expansion_issue(node: Any, file: str) -> ConfigIssue | None:
+    """An issue when aliases in loaded YAML ``node`` expand past the limits; None otherwise.
+
+    Counts on the shared objects the loader builds for aliases (each list or
+    mapping once), so a file that would expand to gigabytes costs no more than
+    its own size. Located at the innermost value whose expansion is too large.
+    """
+    memo: dict[int, _Expanded] = {}
+    distinct = _Expanded(0, 0, False)
+    found: list[tuple[Any, Path_, _Expanded]] = []
+
+    def too_large(expanded: _Expanded) -> bool:
+        return expanded.containers > MAX_ALIAS_COPIES or expanded.size > MAX_ALIAS_SIZE
+
+    def walk(value: Any, path: Path_) -> tuple[int, int, bool]:
+        if not isinstance(value, dict | list):
+            return 0, 1 + (len(value) if isinstance(value, str) else 0), False
+        known = memo.get(id(value))
+        if known is not None:  # a second reference: an alias
+            return known.containers, known.size, True
+        memo[id(value)] = _Expanded(0, 0, True)  # a recursive alias counts as nothing here
+        own = _Expanded(1, 1, False)
+        distinct.containers += 1
+        distinct.size += 1
+        children: list[tuple[Any, Path_]]
+        if isinstance(value, dict):
+            children = [(item, (*path, str(key))) for key, item in value.items()]
+            keys = sum(len(key) for key in value if isinstance(key, str))
+            own.size += keys
+            distinct.size += keys
+        else:
+            children = [(item, (*path, index)) for index, item in enumerate(value)]
+        for child, where in children:
+            containers, size, aliased = walk(child, where)
+            own.containers += containers
+            own.size += size
+            own.aliased = own.aliased or aliased
+            if not isinstance(child, dict | list):
+                distinct.size += size
+        memo[id(value)] = own
+        if own.aliased and not found and too_large(own):
+            found.append((value, path, own))
+        return own.containers, own.size, own.aliased
+
+    try:
+        total = _Expanded(*walk(node, ()))
+    except RecursionError:
+        return None  # nested too deeply to measure: the conversion reports it
+    excess = _Expanded(total.containers - distinct.containers, total.size - distinct.size, True)
+    if not too_large(excess):
+        return None
+    value, path, expanded = found[0] if found else (node, (), total)
+    if expanded.containers > MAX_ALIAS_COPIES:
+        what = f"{expanded.containers:,} lists and mappings (more than {MAX_ALIAS_COPIES:,})"
+    else:
+        what = f"{expanded.size:,} values and characters (more than {MAX_ALIAS_SIZE:,})"
+    return ConfigIssue(
+        file,
+        _node_line(value) or 1,
+        render_path(path),
+        f"YAML aliases expand this value to {what}",
+        ALIAS_HINT,
+    )
 
 
 def _yaml_issue(exc: Any, text: str, file: str) -> ConfigIssue:
