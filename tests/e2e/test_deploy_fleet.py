@@ -109,6 +109,8 @@ def _config(root: Path, sandbox: Sandbox, name: str, caddy: str) -> None:
         "    roles: {web: [web], jobs: [worker], data: [db]}\n"
         f"    routes: {{web: {{host: {DOMAIN}, service: web, port: 8080}}}}\n"
         "    tls: 'off'\n"
+        # Compose variables of a deployed environment come from its env: only (ADR 0006)
+        "    env: {POSTGRES_IMAGE: '${POSTGRES_IMAGE}'}\n"
         "    secrets: [POSTGRES_PASSWORD, DATABASE_URL]\n"
         "    secrets_provider: {provider: env}\n"
         "    deploy: {health_timeout: 15s, drain: 2s, retain: 2}\n"
@@ -368,3 +370,46 @@ def test_boot_groups_roll_out_one_host_after_another(fleet: Fleet) -> None:
     assert first("[web-2 web] switched") < first("[data-1 worker] starting")
     for index in (0, 1):
         assert "fleet web v2" in fleet.get(index)[1]
+
+
+def test_a_rotated_secret_replaces_its_services_under_load(fleet: Fleet) -> None:
+    """A new value of DATABASE_URL: plan names the secret, deploy replaces its users only.
+
+    Issue 9 item 1: the value is not part of the config, so before, plan said
+    `keep` and the containers kept the old value. The release's version stays.
+    """
+    rotated = "rotated" + uuid.uuid4().hex[:12]
+    fleet.env["DATABASE_URL"] = (
+        f"postgres://fleet:{CANARY}@db:5432/fleet?application_name={rotated}"
+    )
+    plan = fleet.cli("plan", "--env", "production", "--version", "v2", "--json")
+    assert plan.returncode == 0, plan.stderr
+    actions = {
+        (host["host"], svc["service"]): (svc["action"], svc["changes"])
+        for host in json.loads(plan.stdout)["hosts"]
+        for svc in host["services"]
+    }
+    changed = ("replace", ["secret DATABASE_URL changed"])
+    assert actions[("web-1", "web")] == actions[("web-2", "web")] == changed
+    assert actions[("data-1", "worker")] == changed
+    assert actions[("data-1", "db")] == ("keep", [])
+    wrks = [WrkLoad(fleet.url(i), host=DOMAIN, duration=30, connections=8) for i in (0, 1)]
+    with contextlib.ExitStack() as stack:
+        for wrk in wrks:
+            stack.enter_context(wrk)
+        time.sleep(1)
+        out = fleet.deploy("v2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for text in (plan.stdout, plan.stderr, out.stdout, out.stderr):
+        assert rotated not in text and CANARY not in text
+    for wrk in wrks:
+        assert wrk.result is not None and wrk.result.requests > 100
+        assert wrk.result.failures == 0, wrk.result.output
+    for host, service in ((fleet.hosts[0], "web"), (fleet.hosts[2], "worker")):
+        project = f"label=com.docker.compose.project={fleet.name}-production"
+        own = f"label=com.docker.compose.service={service}"
+        ids = host.docker("ps", "-q", "--filter", project, "--filter", own).stdout.split()
+        env = host.docker("exec", ids[0], "env").stdout
+        assert rotated in env, service
+    again = fleet.cli("plan", "--env", "production", "--version", "v2")
+    assert again.returncode == 0 and "4 keep" in again.stdout, again.stdout

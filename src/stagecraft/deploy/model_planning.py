@@ -20,9 +20,11 @@ from datetime import datetime
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
+from stagecraft.deploy.compose_env import environment_compose
 from stagecraft.deploy.plan import DeployPlan, MigrationPlan, make_plan
 from stagecraft.deploy.release import new_release, resolve_version
 from stagecraft.deploy.render import render_hosts
+from stagecraft.deploy.secret_digest import digests, read_key, throwaway_key
 from stagecraft.deploy.state import read_states
 from stagecraft.errors import StagecraftError
 from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
@@ -48,23 +50,49 @@ def compute_plan(
     now: datetime | None = None,
 ) -> DeployPlan:
     """The plan of deploying the current version (or ``explicit_version``) to ``env``."""
+    from stagecraft.deploy.pipeline import resolve_secrets
+
     environment = loaded.environment(env)
     version = resolve_version(loaded.root, explicit_version)
     release = new_release(loaded.config, env, version, now)
-    desired = render_hosts(loaded, env, release)
+    model = environment_compose(loaded, env)
+    render_hosts(loaded, env, release, compose=model)  # bad config fails before SSH
+    values = {k: v.reveal() for k, v in resolve_secrets(loaded, env, None).items()}
     hosts = ssh_hosts(environment, ssh_options)
     try:
+        key = _digest_key(hosts[0], release.project, env) if values else throwaway_key()
         actual = read_states(
             hosts, project=release.project, env=env, parallel=environment.deploy.parallel
         )
     finally:
         for host in hosts:
             host.close()
+    desired = render_hosts(loaded, env, release, compose=model, secret_digests=digests(key, values))
     plan = make_plan(release, desired, actual)
     if not migrations:
         return plan
     pending = migration_plans(loaded, env, plan, ssh_options)
     return make_plan(release, desired, actual, pending)
+
+
+def _digest_key(primary: SSHHost, project: str, env: str) -> bytes:
+    """The environment's secret-digest key, or a throw-away one when it has none yet.
+
+    An unreachable primary also gets a throw-away key: its own plan says
+    unreachable (the state read fails), the others show secrets as changed.
+    """
+    try:
+        key = read_key(primary, project, env)
+    except StagecraftError as exc:
+        log.event(
+            logger,
+            logging.DEBUG,
+            f"secret digests unknown: {exc.message}",
+            host=primary.name,
+            phase="plan",
+        )
+        key = None
+    return key if key is not None else throwaway_key()
 
 
 def migration_plans(

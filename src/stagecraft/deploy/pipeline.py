@@ -41,12 +41,13 @@ from typing import Literal
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
-from stagecraft.deploy import edge, ledger, lock
+from stagecraft.deploy import edge, ledger, lock, secret_digest
 from stagecraft.deploy.bootstrap import proxy_options
+from stagecraft.deploy.compose_env import environment_compose
 from stagecraft.deploy.pipeline_ship import ship_jobs
 from stagecraft.deploy.plan import DeployPlan, make_plan
 from stagecraft.deploy.release import Release, check_dirty, new_release, resolve_version
-from stagecraft.deploy.render import RenderedHost, render_hosts
+from stagecraft.deploy.render import RenderedHost, env_file_values, render_hosts
 from stagecraft.deploy.rollout import (
     HostContext,
     Progress,
@@ -103,7 +104,8 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
     if opts.command == "deploy":
         check_dirty(version, env=env, allow_dirty=opts.allow_dirty)
     release = new_release(loaded.config, env, version)
-    rendered = render_hosts(loaded, env, release)
+    model = environment_compose(loaded, env)
+    rendered = render_hosts(loaded, env, release, compose=model)  # bad config fails before SSH
     secrets = resolve_secrets(loaded, env, opts.environ)
     hosts = environment_hosts(environment, opts.ssh_options)
     info = lock.LockInfo.create(
@@ -117,6 +119,15 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
     try:
         with lock.held(hosts[0], info, wait=opts.lock_wait):
             _say(opts, hosts[0].name, None, f"lock taken ({opts.command} {version.value})")
+            key = secret_digest.ensure_key(hosts[0], release.project, env)
+            values = {name: value.reveal() for name, value in secrets.items()}
+            rendered = render_hosts(
+                loaded,
+                env,
+                release,
+                compose=model,
+                secret_digests=secret_digest.digests(key, values),
+            )
             result = _locked(
                 loaded,
                 env,
@@ -321,11 +332,13 @@ def _prepare(
             )
         job.steps = plan_steps(job.rendered, job.plan, settings)
         release_dir = f"{app_dir(release.project, env)}/releases/{release.id}"
+        values = {name: value.reveal() for name, value in secrets.items()}
         per_service = {
-            name: {k: secrets[k].reveal() for k in svc.secrets if k in secrets}
-            for name, svc in job.rendered.services.items()
+            name: env_file_values(svc, values) for name, svc in job.rendered.services.items()
         }
-        write_release(job.host, job.rendered, release_dir, per_service)
+        write_release(
+            job.host, job.rendered, release_dir, per_service, secret_values=values.values()
+        )
         web = [r for r in routes.values() if job.rendered.services.get(r.service, None)]
         upstreams = {r.service: edge.upstream_name(release.project, env, r.service) for r in web}
         proxy = None

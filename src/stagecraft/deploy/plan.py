@@ -3,8 +3,9 @@
 Per host and service one action:
 
 - ``create``: placed on the host, no running container;
-- ``replace``: running, but the image and/or the config hash differ (``changes``
-  says which: ``image``, ``config``);
+- ``replace``: running, but the image, the config hash and/or the digest of a
+  secret it uses differ (``changes`` says which: ``image``, ``config``,
+  ``secret NAME changed`` — named, never shown);
 - ``keep``: running with the same image and config hash;
 - ``remove``: running, but no longer placed on the host.
 
@@ -32,8 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stagecraft.deploy import secret_digest
 from stagecraft.deploy.release import Release
-from stagecraft.deploy.render import RenderedHost
+from stagecraft.deploy.render import RenderedHost, RenderedService
 from stagecraft.deploy.state import ContainerState, HostState
 from stagecraft.runtime.fanout import GroupResult, describe
 
@@ -191,7 +193,7 @@ def plan_host(desired: RenderedHost, actual: HostState) -> tuple[ServicePlan, ..
                 desired_hash=service.config_hash,
             )
             continue
-        plans[name] = _compare(name, service.kind, service.image, service.config_hash, running)
+        plans[name] = _compare(name, service, running)
     for name in actual.services:
         running = actual.running(name)
         if name not in plans and running:
@@ -200,25 +202,33 @@ def plan_host(desired: RenderedHost, actual: HostState) -> tuple[ServicePlan, ..
 
 
 def _compare(
-    name: str, kind: str, image: str, digest: str, running: tuple[ContainerState, ...]
+    name: str, desired: RenderedService, running: tuple[ContainerState, ...]
 ) -> ServicePlan:
     """``keep`` when every running container matches, else ``replace`` saying what differs."""
     changes = []
-    if any(c.image != image for c in running):
+    if any(c.image != desired.image for c in running):
         changes.append("image")
-    if any(c.config_hash != digest for c in running):
+    if any(c.config_hash != desired.config_hash for c in running):
         changes.append("config")
+    rotated = sorted(
+        {
+            n
+            for c in running
+            for n in secret_digest.changed(desired.secret_digests, c.secret_digests)
+        }
+    )
+    changes += [f"secret {n} changed" for n in rotated]
     newest = running[0]
     return ServicePlan(
         name,
         "replace" if changes else "keep",
-        kind,
+        desired.kind,
         changes=tuple(changes),
         current_image=newest.image,
-        desired_image=image,
+        desired_image=desired.image,
         current_release=newest.release,
         current_hash=newest.config_hash,
-        desired_hash=digest,
+        desired_hash=desired.config_hash,
         containers=len(running),
     )
 

@@ -7,10 +7,18 @@ For each host of an environment (SPEC issue 5 item 1, ADR 0005):
 - labels ``stagecraft.*`` (project, env, service, release, version, config-hash, kind);
   the config hash is sha256 over the canonical JSON of the rendered service
   without ``image`` and ``labels``, so a new version alone changes only the image;
-- the environment's clear ``env`` merged into ``environment``; secrets are only
-  named: a service gets the secrets its compose ``environment`` names, through
-  ``env_file: <service>.env`` (a 0600 file next to the compose file); their
-  keys are dropped from ``environment`` so no value is ever in this file;
+- rendered from the environment's own compose model
+  (:mod:`stagecraft.deploy.compose_env`: the environment's clear ``env`` and a
+  placeholder per declared secret, never the local shell, ``.env`` or
+  ``env_file:``), with the environment's clear ``env`` merged into
+  ``environment``; a key of ``environment`` whose value holds a secret
+  (``POSTGRES_PASSWORD:``, or ``DATABASE_URL: postgres://app:${POSTGRES_PASSWORD}@db``)
+  is moved to ``env_file: <service>.env`` (a 0600 file next to the compose
+  file, written from a template by :func:`env_file_values`), so no secret value
+  is ever in this file; a secret anywhere else in a service is a RenderError;
+- ``env_file:`` entries (local files) are not deployed: dropped with a warning;
+- per used secret a keyed digest (label ``stagecraft.secrets``,
+  :mod:`stagecraft.deploy.secret_digest`) so a rotated secret replaces the service;
 - cross-host dependencies: a ``depends_on`` (or ``links``) service placed on
   another host is removed from ``depends_on`` and reached by the same name via
   ``extra_hosts: ["<service>:<that host's private address>"]``; that service's
@@ -23,7 +31,11 @@ For each host of an environment (SPEC issue 5 item 1, ADR 0005):
 - ``restart: unless-stopped`` unless set.
 
 A host's private address is its ``labels.private_address`` when set, else its
-``address``; cross-host wiring needs it to be an IP address.
+``address`` when that is a private IP (RFC 1918, CGNAT/Tailscale 100.64/10,
+IPv6 ULA). Cross-host wiring needs one: a port published on a public address is
+open to the internet (Docker's published ports bypass ufw), so a cross-host
+dependency of a host without a private address is a RenderError naming the
+service, the hosts and both fixes.
 
 Example::
 
@@ -40,16 +52,29 @@ import hashlib
 import io
 import ipaddress
 import json
+import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stagecraft import log
 from stagecraft.compose.model import ComposeProject, ComposeService
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
+from stagecraft.deploy.compose_env import (
+    EnvironmentCompose,
+    Template,
+    describe,
+    environment_compose,
+    resolve,
+)
 from stagecraft.deploy.release import Release
+from stagecraft.deploy.secret_digest import LABEL as SECRETS_LABEL
+from stagecraft.deploy.secret_digest import label_value
 from stagecraft.errors import ExitCode, StagecraftError
+
+logger = logging.getLogger(__name__)
 
 EDGE_NETWORK = "stagecraft"
 LABEL_PREFIX = "stagecraft."
@@ -58,7 +83,15 @@ HEADER = (
     "# Rendered by Stagecraft for one host of one release; do not edit.\n"
     "# Secrets are in the <service>.env files next to this one (mode 0600).\n"
 )
-_DEV_ONLY = ("build", "develop", "profiles", "container_name", "ports", "x-stagecraft")
+_DEV_ONLY = (
+    "build",
+    "develop",
+    "profiles",
+    "container_name",
+    "ports",
+    "x-stagecraft",
+    "env_file",
+)
 
 
 class RenderError(StagecraftError):
@@ -77,11 +110,13 @@ class RenderedService:
     config_hash: str
     secrets: tuple[str, ...]
     definition: Mapping[str, Any]
+    secret_env: Mapping[str, Template] = field(default_factory=dict, repr=False)
+    secret_digests: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def env_file(self) -> str | None:
         """The secrets file name (relative to the compose file), if the service has secrets."""
-        return env_file_name(self.name) if self.secrets else None
+        return env_file_name(self.name) if self.secret_env else None
 
 
 @dataclass(frozen=True)
@@ -111,17 +146,63 @@ def env_file_name(service: str) -> str:
     return f"{service}.env"
 
 
+_ENV_FILE_ESCAPES = str.maketrans(
+    {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+)
+
+
 def env_file_text(values: Mapping[str, str]) -> str:
-    """The content of a compose ``env_file`` for ``values`` (single-quoted, sorted)."""
+    """The content of a compose ``env_file`` for ``values`` (sorted, read back byte for byte).
+
+    Every value is double-quoted with ``\\``, ``"``, ``$``, newline, CR and tab
+    escaped: Compose's env-file parser interpolates ``$VAR`` in unquoted and
+    double-quoted values and single quotes cannot hold a ``'``. A NUL cannot be
+    in an environment variable at all and is refused.
+    """
     lines = []
     for name in sorted(values):
         value = values[name]
-        if "'" in value or "\n" in value:
-            escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-            lines.append(f'{name}="{escaped}"')
-        else:
-            lines.append(f"{name}='{value}'")
+        if "\0" in value:
+            raise RenderError(
+                f"the value of {name} contains a NUL byte, which no environment variable can hold",
+                hint=f"check the value of {name} in the secrets provider",
+            )
+        lines.append(f'{name}="{value.translate(_ENV_FILE_ESCAPES)}"')
     return "".join(line + "\n" for line in lines)
+
+
+_GUARDED_LENGTH = 6
+
+
+def check_no_secret_values(text: str, values: Iterable[str], *, host: str) -> None:
+    """RenderError when a secret value (of at least 6 characters) appears in ``text``.
+
+    The last line of defence for the world-readable compose file: interpolation
+    cannot put one there (see :mod:`stagecraft.deploy.compose_env`), but a value
+    typed in clear in the compose file that equals a secret would be.
+    """
+    for value in values:
+        if len(value) >= _GUARDED_LENGTH and value in text:
+            raise RenderError(
+                f"the compose file for {host} would contain the value of a declared secret",
+                hint="a setting of the compose file holds a secret's value in clear: replace it "
+                "with ${NAME} in environment: (or rotate the secret if that was deliberate)",
+            )
+
+
+def env_file_values(service: RenderedService, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``service``'s env file: its templates with the secrets' values.
+
+    A secret the provider did not resolve is a RenderError naming it (never an
+    empty value written silently).
+    """
+    missing = sorted({n for n in service.secrets if n not in secrets})
+    if missing:
+        raise RenderError(
+            f"service {service.name}: no value for secret {', '.join(missing)}",
+            hint="check `stagecraft secrets check --env ENV`",
+        )
+    return {key: resolve(template, secrets) for key, template in service.secret_env.items()}
 
 
 def config_hash(definition: Mapping[str, Any]) -> str:
@@ -136,10 +217,56 @@ def project_name(project: str, env: str) -> str:
     return f"{project}-{env}"
 
 
+_PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+
+
 def private_address(environment: EnvironmentConfig, host: str) -> str:
     """The address other hosts reach ``host`` on: ``labels.private_address`` or ``address``."""
     config = environment.hosts[host]
     return str(config.labels.get(PRIVATE_ADDRESS_LABEL) or config.address)
+
+
+def is_private_ip(value: str) -> bool:
+    """Whether ``value`` is an IP address of a private network (not reachable from the internet).
+
+    >>> is_private_ip("10.0.0.5"), is_private_ip("100.101.102.103"), is_private_ip("203.0.113.10")
+    (True, True, False)
+    """
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return any(address in net for net in _PRIVATE_NETWORKS if net.version == address.version)
+
+
+def wiring_address(environment: EnvironmentConfig, env: str, host: str, why: str) -> str:
+    """The private IP that cross-host traffic to ``host`` uses; RenderError when it has none.
+
+    ``why`` says what needs it (``"service db on data-1 is used from web (web-1)"``).
+    """
+    config = environment.hosts[host]
+    label = config.labels.get(PRIVATE_ADDRESS_LABEL)
+    fix_label = f"environments.{env}.hosts.{host}.labels.private_address"
+    if label:
+        if not _is_ip(str(label)):
+            raise RenderError(
+                f"environment {env}: {why}, but {fix_label} {label!r} is not an IP address",
+                hint=f"set {fix_label} to the private IP of {host}",
+            )
+        return str(label)
+    if is_private_ip(config.address):
+        return config.address
+    what = "a public address" if _is_ip(config.address) else "a host name"
+    raise RenderError(
+        f"environment {env}: {why}, but {host} has no private address "
+        f"(its address {config.address} is {what}, and a published port there would be "
+        "open to the internet: Docker's published ports bypass ufw)",
+        hint=f"set {fix_label} to its private IP (same network as the other hosts), or put "
+        f"{host} and the hosts using it on a private network and use those addresses",
+    )
 
 
 def render_hosts(
@@ -148,11 +275,17 @@ def render_hosts(
     release: Release,
     *,
     built: Iterable[str] | None = None,
+    compose: EnvironmentCompose | None = None,
+    secret_digests: Mapping[str, str] | None = None,
 ) -> dict[str, RenderedHost]:
     """Every host of ``env`` rendered for ``release``, in config order.
 
     ``built`` names the services the release builds (default: from the build plan's
-    sources, see :func:`stagecraft.deploy.build.built_services`).
+    sources, see :func:`stagecraft.deploy.build.built_services`). ``compose`` is
+    the environment's model (loaded when not given, see
+    :func:`~stagecraft.deploy.compose_env.environment_compose`); ``secret_digests``
+    (per declared secret, :func:`~stagecraft.deploy.secret_digest.digests`) label
+    each service with the digests of the secrets it uses.
     """
     if built is None:
         from stagecraft.deploy.build import built_services
@@ -160,12 +293,41 @@ def render_hosts(
         built = built_services(loaded)
     names = frozenset(built)
     environment = loaded.environment(env)
+    model = compose if compose is not None else environment_compose(loaded, env)
     layout = Placement.of(environment)
-    needed = _needed_elsewhere(_compose(loaded), layout)
+    needed = _needed_elsewhere(model.project, layout)
+    _warn_env_files(model.project, layout, env)
     return {
-        host: render_host(loaded, env, release, host, built=names, layout=layout, needed=needed)
+        host: render_host(
+            loaded,
+            env,
+            release,
+            host,
+            built=names,
+            layout=layout,
+            needed=needed,
+            compose=model,
+            secret_digests=secret_digests,
+        )
         for host in environment.hosts
     }
+
+
+def _warn_env_files(compose: ComposeProject, layout: Placement, env: str) -> None:
+    """One warning per deployed service whose ``env_file:`` is left behind."""
+    for name in sorted(layout.hosts_running):
+        service = compose.services.get(name)
+        files = service.raw.get("env_file") if service else None
+        if not files:
+            continue
+        paths = ", ".join(str(f.get("path") if isinstance(f, Mapping) else f) for f in files)
+        log.event(
+            logger,
+            logging.WARNING,
+            f"service {name}: env_file {paths} is not deployed to {env} (local files never "
+            f"reach hosts); set what {env} needs in environments.{env}.env or .secrets",
+            phase="render",
+        )
 
 
 @dataclass(frozen=True)
@@ -194,26 +356,45 @@ def render_host(
     built: Iterable[str],
     layout: Placement | None = None,
     needed: Mapping[str, frozenset[str]] | None = None,
+    compose: EnvironmentCompose | None = None,
+    secret_digests: Mapping[str, str] | None = None,
 ) -> RenderedHost:
     """The compose project of ``host`` in ``env`` for ``release``.
 
-    ``layout`` and ``needed`` are computed from the environment when not given
-    (:func:`render_hosts` computes them once for every host).
+    ``layout``, ``needed`` and ``compose`` are computed from the environment when
+    not given (:func:`render_hosts` computes them once for every host).
     """
-    compose = _compose(loaded)
+    model = compose if compose is not None else environment_compose(loaded, env)
+    project = model.project
     environment = loaded.environment(env)
     layout = layout or Placement.of(environment)
     placed = layout.services_on[host]
     for name in placed:
-        compose.service(name)
+        project.service(name)
     routed = {route.service for route in environment.routes.values()}
     if needed is None:
-        needed = _needed_elsewhere(compose, layout)
+        needed = _needed_elsewhere(project, layout)
     ctx = _Context(
-        loaded, env, release, host, environment, frozenset(built), routed, needed, layout
+        loaded,
+        env,
+        release,
+        host,
+        environment,
+        frozenset(built),
+        routed,
+        needed,
+        layout,
+        model,
+        secret_digests,
     )
-    services = {name: ctx.service(compose.services[name]) for name in sorted(placed)}
-    document = _document(compose, ctx, services)
+    services = {name: ctx.service(project.services[name]) for name in sorted(placed)}
+    document = _document(project, ctx, services)
+    for path, secret in model.secrets_in({k: v for k, v in document.items() if k != "services"}):
+        raise RenderError(
+            f"environment {env}: {'.'.join(str(p) for p in path)} uses secret {secret}; "
+            "the compose file on the hosts is world-readable",
+            hint=f"give that setting a clear value in environments.{env}.env",
+        )
     return RenderedHost(
         host=host,
         address=private_address(environment, host),
@@ -236,6 +417,8 @@ class _Context:
     routed: set[str]
     needed: Mapping[str, frozenset[str]]
     layout: Placement
+    compose: EnvironmentCompose
+    digests: Mapping[str, str] | None
 
     def service(self, service: ComposeService) -> RenderedService:
         """Render ``service`` for this host."""
@@ -243,9 +426,13 @@ class _Context:
         kind = service.kind(routed=name in self.routed)
         image = self.image(service)
         body = {k: v for k, v in service.raw.items() if k not in _DEV_ONLY and v is not None}
-        secrets = tuple(n for n in self.environment.secrets if n in service.environment)
-        body["environment"] = self.environment_of(service)
-        if secrets:
+        clear, secret_env = self.environment_of(service)
+        body["environment"] = clear
+        self.refuse_secrets_outside_environment(name, body)
+        secrets = tuple(
+            sorted({p.name for t in secret_env.values() for p in t if not isinstance(p, str)})
+        )
+        if secret_env:
             body["env_file"] = [env_file_name(name)]
         body.setdefault("restart", "unless-stopped")
         self.wire_dependencies(service, body)
@@ -257,12 +444,17 @@ class _Context:
         _set_or_drop(body, "ports", ports)
         _set_or_drop(body, "environment", body["environment"])
         body["image"] = image
-        digest = config_hash(body)
+        templates = {key: describe(t) for key, t in sorted(secret_env.items())}
+        digest = config_hash({**body, "x-secret-env": templates})
+        used = {n: self.digests[n] for n in secrets if n in self.digests} if self.digests else {}
         body["labels"] = {
             **{k: v for k, v in service.labels.items() if not k.startswith(LABEL_PREFIX)},
             **self.labels(name, kind, digest),
+            **({SECRETS_LABEL: label_value(used)} if used else {}),
         }
-        return RenderedService(name, kind, image, digest, secrets, _plain(body))
+        return RenderedService(
+            name, kind, image, digest, secrets, _plain(body), dict(secret_env), used
+        )
 
     def image(self, service: ComposeService) -> str:
         """The release tag of a built service, else its own ``image:``."""
@@ -270,20 +462,47 @@ class _Context:
             return self.release.image_for(service.name)
         if not service.image:
             raise RenderError(
-                f"{_compose(self.loaded).display_name}: service {service.name} has neither "
+                f"{self.compose.project.display_name}: service {service.name} has neither "
                 "image: nor build:",
                 hint=f"give service {service.name} an image: (or a build: section)",
             )
         return service.image
 
-    def environment_of(self, service: ComposeService) -> dict[str, str]:
-        """Compose values, then the environment's clear ``env``; secret names removed."""
+    def environment_of(self, service: ComposeService) -> tuple[dict[str, str], dict[str, Template]]:
+        """The clear variables and the secret-bearing ones (templates) of ``service``.
+
+        Compose's values, then the environment's clear ``env`` on top (a clear
+        value replaces a compose value, secret or not); a declared secret's own
+        name is never clear.
+        """
         secret = set(self.environment.secrets)
-        merged: dict[str, str] = {
-            k: str(v) for k, v in service.environment.items() if v is not None and k not in secret
-        }
-        merged.update({k: str(v) for k, v in self.environment.env.items() if k not in secret})
-        return merged
+        clear: dict[str, str] = {}
+        templates: dict[str, Template] = {}
+        for key, value in service.environment.items():
+            if value is None:
+                continue
+            template = self.compose.template(value)
+            if template is not None:
+                templates[key] = template
+            else:
+                clear[key] = value
+        for key, value in self.environment.env.items():
+            if key not in secret:
+                clear[key] = str(value)
+                templates.pop(key, None)
+        return clear, templates
+
+    def refuse_secrets_outside_environment(self, name: str, body: Mapping[str, Any]) -> None:
+        """A secret interpolated anywhere but ``environment`` would be written in clear."""
+        rest = {k: v for k, v in body.items() if k != "environment"}
+        for path, secret in self.compose.secrets_in(rest):
+            where = ".".join(str(part) for part in path)
+            raise RenderError(
+                f"environment {self.env}: service {name}: {where} uses secret {secret}; "
+                "a secret can only reach a container through its environment",
+                hint=f"pass {secret} as a variable in services.{name}.environment and read it "
+                "there (the compose file on the hosts is world-readable; env files are 0600)",
+            )
 
     def wire_dependencies(self, service: ComposeService, body: dict[str, Any]) -> None:
         """Drop ``depends_on``/``links`` to services on other hosts; add ``extra_hosts``."""
@@ -311,22 +530,20 @@ class _Context:
                 "which no host's roles place",
                 hint=f"add {target} to a role of environments.{self.env}.roles",
             )
-        address = private_address(self.environment, hosts[0])
-        if not _is_ip(address):
-            raise RenderError(
-                f"environment {self.env}: service {user} on {self.host} reaches {target} on "
-                f"{hosts[0]}, whose address {address!r} is not an IP address",
-                hint=f"set environments.{self.env}.hosts.{hosts[0]}.labels.private_address "
-                "to its private IP",
-            )
-        return address
+        why = f"service {user} on {self.host} depends on {target} on {hosts[0]}"
+        return wiring_address(self.environment, self.env, hosts[0], why)
 
     def published_ports(self, service: ComposeService) -> list[dict[str, Any]]:
         """The ports published for users on other hosts, bound to this host's private IP."""
         users = self.needed.get(service.name, frozenset())
         if not users:
             return []
-        address = private_address(self.environment, self.host)
+        where = ", ".join(
+            f"{user} ({', '.join(h for h in self.layout.hosts_running[user] if h != self.host)})"
+            for user in sorted(users)
+        )
+        why = f"service {service.name} on {self.host} is used from {where}"
+        address = wiring_address(self.environment, self.env, self.host, why)
         targets = [p.target for p in service.ports] or _exposed(service)
         if not targets:
             raise RenderError(
@@ -461,9 +678,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _compose(loaded: LoadedConfig) -> ComposeProject:
-    if loaded.compose is None:
-        raise RenderError(f"{loaded.path}: no compose project loaded", hint="check `compose:`")
-    return loaded.compose

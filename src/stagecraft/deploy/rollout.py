@@ -35,12 +35,17 @@ import json
 import logging
 import shlex
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stagecraft import log
 from stagecraft.deploy import edge
-from stagecraft.deploy.render import RenderedHost, env_file_name, env_file_text
+from stagecraft.deploy.render import (
+    RenderedHost,
+    check_no_secret_values,
+    env_file_name,
+    env_file_text,
+)
 from stagecraft.deploy.rollout_steps import DEFAULT_GRACE, HttpCheck, ServiceSettings, Step
 from stagecraft.errors import ExitCode, HealthCheckFailed, StagecraftError
 from stagecraft.runtime.ssh import SSHHost
@@ -94,16 +99,25 @@ def write_release(
     rendered: RenderedHost,
     release_dir: str,
     secrets: Mapping[str, Mapping[str, str]],
+    *,
+    secret_values: Iterable[str] = (),
 ) -> None:
-    """Write the release's compose file and each service's 0600 secrets file on ``host``."""
+    """Write the release's compose file and each service's 0600 secrets file on ``host``.
+
+    ``secrets`` holds per service the variables of its env file; the compose file
+    is checked to contain none of ``secret_values`` (the declared secrets' values)
+    before anything is written.
+    """
+    text = rendered.text()
+    check_no_secret_values(text, secret_values, host=rendered.host)
     host.run(["mkdir", "-p", release_dir])
     for name, service in sorted(rendered.services.items()):
         if service.env_file is None:
             continue
-        values = {k: v for k, v in secrets.get(name, {}).items() if k in service.secrets}
+        values = {k: v for k, v in secrets.get(name, {}).items() if k in service.secret_env}
         data = env_file_text(values).encode()
         host.write_file(f"{release_dir}/{env_file_name(name)}", data, mode=0o600)
-    host.write_file(f"{release_dir}/docker-compose.yml", rendered.text().encode(), mode=0o644)
+    host.write_file(f"{release_dir}/docker-compose.yml", text.encode(), mode=0o644)
 
 
 def run_steps(ctx: HostContext, steps: Sequence[Step]) -> list[ServiceOutcome]:

@@ -23,10 +23,12 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from stagecraft.deploy.secret_digest import LABEL as SECRETS_LABEL
+from stagecraft.deploy.secret_digest import parse_label
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.runtime.fanout import GroupResult, fan_out
 from stagecraft.runtime.ssh import SSHHost
@@ -56,6 +58,7 @@ class ContainerState:
     state: str
     health: str | None
     started_at: str | None
+    secret_digests: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def running(self) -> bool:
@@ -175,6 +178,7 @@ def _container(item: Mapping[str, Any]) -> ContainerState:
         state=str(state.get("Status", "unknown")),
         health=health.get("Status"),
         started_at=None if not started or started.startswith("0001-") else str(started),
+        secret_digests=parse_label(labels.get(SECRETS_LABEL)),
     )
 
 

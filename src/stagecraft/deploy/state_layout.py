@@ -25,6 +25,11 @@ def ledger_path(project: str, env: str) -> str:
     return posixpath.join(app_dir(project, env), "ledger.jsonl")
 
 
+def digest_key_path(project: str, env: str) -> str:
+    """The key of the environment's secret digests (0600, on its primary host only)."""
+    return posixpath.join(app_dir(project, env), "secret-digest.key")
+
+
 def environment_hosts(
     environment: EnvironmentConfig, options: SSHOptions | None = None
 ) -> list[SSHHost]:

@@ -256,6 +256,49 @@ def check_hosts(loaded: object, env: str, parallel: int = 8) -> list[Check]:
     return checks
 
 
+def check_ports(loaded: object, env: str) -> list[Check]:
+    """Per host of ``env``: every port a deploy publishes, and on which address.
+
+    Cross-host dependencies publish on the host's private address only; the edge
+    proxy (on hosts that serve routes) publishes HTTP and HTTPS on every address.
+    A cross-host dependency on a host without a private address fails here, as
+    ``plan`` and ``deploy`` would.
+    """
+    from stagecraft.config.loader import LoadedConfig
+    from stagecraft.deploy.bootstrap import proxy_options
+    from stagecraft.deploy.release import Version, new_release
+    from stagecraft.deploy.render import render_hosts
+
+    assert isinstance(loaded, LoadedConfig)
+    environment = loaded.environment(env)
+    release = new_release(loaded.config, env, Version("doctor"))
+    try:
+        rendered = render_hosts(loaded, env, release)
+    except StagecraftError as exc:
+        return [Check("ports", env, Status.FAIL, exc.message, exc.hint)]
+    routed = {route.service for route in environment.routes.values()}
+    checks = []
+    for name, host in rendered.items():
+        published = [
+            f"{port['host_ip']}:{port['published']}/{port['protocol']} -> {svc.name}"
+            for svc in host.services.values()
+            for port in svc.definition.get("ports", [])
+        ]
+        if routed & set(host.services):
+            try:
+                proxy = proxy_options(loaded, env)
+            except StagecraftError as exc:
+                checks.append(Check("ports", name, Status.FAIL, exc.message, exc.hint))
+                continue
+            udp = "+udp" if proxy.tls_mode != "off" else ""
+            published += [
+                f"0.0.0.0:{proxy.http_port}/tcp -> proxy",
+                f"0.0.0.0:{proxy.https_port}/tcp{udp} -> proxy",
+            ]
+        checks.append(Check("ports", name, Status.OK, ", ".join(published) or "none published"))
+    return checks
+
+
 def run_checks(explicit: Path | None, env: str | None) -> Report:
     """Every doctor check, in display order."""
     report = Report()
@@ -265,5 +308,6 @@ def run_checks(explicit: Path | None, env: str | None) -> Report:
     config_checks, loaded = check_config(explicit, env)
     report.checks.extend(config_checks)
     if env and loaded is not None:
+        report.checks.extend(check_ports(loaded, env))
         report.checks.extend(check_hosts(loaded, env))
     return report

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from model_helpers import FLEET, YamlGolden, fleet_release, load_fleet
+from model_helpers import FLEET, YamlGolden, example_environ, fleet_release, load_fleet
 from syrupy.assertion import SnapshotAssertion
 
 from stagecraft.config.loader import load_project
@@ -75,9 +76,40 @@ def test_cross_host_dependency_uses_extra_hosts_and_private_port() -> None:
 
 def test_cross_host_needs_an_ip_address_or_private_address_label() -> None:
     loaded = load_fleet(FLEET_DATA1_ADDRESS="data.example.com")
-    with pytest.raises(RenderError, match="is not an IP address") as info:
+    with pytest.raises(RenderError, match="is a host name") as info:
         render_hosts(loaded, "production", fleet_release(loaded))
     assert info.value.hint and "private_address" in info.value.hint
+
+
+@pytest.mark.parametrize("address", ["203.0.113.12", "8.8.4.4", "2001:db8::12"])
+def test_a_cross_host_port_is_never_published_on_a_public_address(address: str) -> None:
+    loaded = load_fleet(FLEET_DATA1_ADDRESS=address)
+    with pytest.raises(RenderError) as info:
+        render_hosts(loaded, "production", fleet_release(loaded))
+    message, hint = info.value.message, info.value.hint or ""
+    assert "data-1 has no private address" in message and address in message
+    assert "service web on web-1 depends on db on data-1" in message
+    assert "labels.private_address" in hint and "private network" in hint
+
+
+def test_a_public_host_with_a_private_address_label_publishes_there_only(tmp_path: Path) -> None:
+    text = (
+        (FLEET / "stagecraft.yml")
+        .read_text()
+        .replace(
+            'data-1: {address: "${FLEET_DATA1_ADDRESS:-10.0.0.13}", roles: [data, jobs]}',
+            "data-1: {address: 203.0.113.12, roles: [data, jobs],"
+            " labels: {private_address: 10.1.2.3}}",
+        )
+    )
+    shutil.copytree(FLEET, tmp_path / "fleet")
+    (tmp_path / "fleet" / "stagecraft.yml").write_text(text)
+    loaded = load_project(tmp_path / "fleet" / "stagecraft.yml", environ=example_environ())
+    rendered = render_hosts(loaded, "production", fleet_release(loaded))
+    ports = rendered["data-1"].services["db"].definition["ports"]
+    assert [p["host_ip"] for p in ports] == ["10.1.2.3"]
+    assert rendered["web-1"].services["web"].definition["extra_hosts"] == ["db:10.1.2.3"]
+    assert "203.0.113.12" not in rendered["data-1"].text()
 
 
 def test_config_hash_ignores_version_but_not_config() -> None:
@@ -134,8 +166,8 @@ def test_service_without_image_or_build_is_an_error(tmp_path: Path) -> None:
 
 
 def test_env_file_text_quotes_values() -> None:
-    text = env_file_text({"B": "it's", "A": "plain $x"})
-    assert text == "A='plain $x'\nB=\"it's\"\n"
+    text = env_file_text({"B": "it's", "A": "plain $x", "C": 'a\\b"c\nd'})
+    assert text == 'A="plain \\$x"\nB="it\'s"\nC="a\\\\b\\"c\\nd"\n'
 
 
 def test_fleet_example_exists() -> None:

@@ -1,0 +1,135 @@
+"""The compose model of a deployed environment: no local secrets, no local env files.
+
+For a laptop, Compose interpolates ``${VAR}`` from the shell and the project's
+``.env``, and inlines ``env_file:`` entries. None of that may reach a server
+(ADR 0006): the shell of whoever deploys is not production's configuration, and
+whatever Compose interpolates ends up in the world-readable ``docker-compose.yml``
+on every host. So an environment's model is loaded with an environment that
+holds only
+
+- the environment's clear values (``environments.<env>.env``), and
+- one placeholder per declared secret (``environments.<env>.secrets``),
+
+with the project's ``.env`` ignored and ``env_file:`` left unread. Rendering
+(:mod:`stagecraft.deploy.render`) then finds the placeholders: a secret inside a
+service's ``environment`` (``DATABASE_URL: postgres://app:${POSTGRES_PASSWORD}@db``)
+moves that key to the service's 0600 env file, as a template resolved with the
+secret's value only when the file is written; a secret anywhere else (labels,
+command, volumes, ...) is refused, naming the service and key.
+
+Example::
+
+    from stagecraft.deploy.compose_env import environment_compose
+
+    compose = environment_compose(loaded, "production")
+    compose.services["api"].environment["DATABASE_URL"]
+    # 'postgres://app:@@stagecraft-secret-5f1c...-POSTGRES_PASSWORD@@@db/app'
+    compose.template("postgres://app:@@stagecraft-secret-5f1c...-POSTGRES_PASSWORD@@@db/app")
+    # ('postgres://app:', SecretRef('POSTGRES_PASSWORD'), '@db/app')
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as _random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stagecraft.compose.model import ComposeProject, load_compose
+from stagecraft.config.loader import LoadedConfig
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A declared secret's value, by name, inside a template."""
+
+    name: str
+
+
+Template = tuple[str | SecretRef, ...]
+"""A value made of literal text and secret references."""
+
+
+@dataclass(frozen=True)
+class EnvironmentCompose:
+    """An environment's compose model and the placeholders its secrets were given."""
+
+    project: ComposeProject
+    nonce: str
+    secrets: tuple[str, ...]
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"@@stagecraft-secret-{self.nonce}-([A-Za-z_][A-Za-z0-9_]*)@@")
+
+    def template(self, value: str) -> Template | None:
+        """``value`` split into text and :class:`SecretRef`; None when it holds no secret."""
+        parts: list[str | SecretRef] = []
+        last = 0
+        for match in self.pattern.finditer(value):
+            if match.start() > last:
+                parts.append(value[last : match.start()])
+            parts.append(SecretRef(match.group(1)))
+            last = match.end()
+        if not parts:
+            return None
+        if last < len(value):
+            parts.append(value[last:])
+        return tuple(parts)
+
+    def secrets_in(
+        self, value: Any, path: tuple[str | int, ...] = ()
+    ) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """Every (key path, secret name) where a placeholder appears inside ``value``."""
+        if isinstance(value, str):
+            for match in self.pattern.finditer(value):
+                yield path, match.group(1)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                yield from self.secrets_in(str(key), (*path, str(key)))
+                yield from self.secrets_in(item, (*path, str(key)))
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                yield from self.secrets_in(item, (*path, index))
+
+
+def placeholder(nonce: str, name: str) -> str:
+    """The text standing for secret ``name`` while Compose interpolates."""
+    return f"@@stagecraft-secret-{nonce}-{name}@@"
+
+
+def environment_compose(loaded: LoadedConfig, env: str) -> EnvironmentCompose:
+    """Load the compose model of ``env`` (see the module docstring)."""
+    local = loaded.compose
+    if local is None:
+        from stagecraft.deploy.render import RenderError
+
+        raise RenderError(f"{loaded.path}: no compose project loaded", hint="check `compose:`")
+    environment = loaded.environment(env)
+    nonce = _random.token_hex(8)
+    environ = {name: str(value) for name, value in environment.env.items()}
+    environ.update({name: placeholder(nonce, name) for name in environment.secrets})
+    project = load_compose(
+        list(local.files),
+        project_directory=local.project_directory,
+        project_name=loaded.config.project.name,
+        environ=environ,
+        dotenv=False,
+        resolve_env_files=False,
+        extensions={name: svc.x_stagecraft for name, svc in local.services.items()},
+    )
+    return EnvironmentCompose(project, nonce, tuple(environment.secrets))
+
+
+def resolve(template: Template, values: Mapping[str, str]) -> str:
+    """The text of ``template`` with each secret's value; KeyError for a missing one."""
+    return "".join(part if isinstance(part, str) else values[part.name] for part in template)
+
+
+def describe(template: Template) -> str:
+    """``template`` with secrets written as ``${NAME}`` (for hashes and messages, no values)."""
+    return "".join(
+        part.replace("$", "$$") if isinstance(part, str) else f"${{{part.name}}}"
+        for part in template
+    )
