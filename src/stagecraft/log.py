@@ -4,6 +4,9 @@ The engine logs through the standard library (``logging.getLogger(__name__)``)
 and attaches context with ``extra={"host": ..., "service": ..., "phase": ...}``.
 The CLI installs one handler on the ``stagecraft`` logger: human lines, or one
 JSON object per event (``--log-format json``). The engine never prints.
+Every record goes through :func:`stagecraft.redact.redact` on its way out
+(:class:`RedactingFilter`): no password syntax, and no secret value this
+process resolved, reaches a log line -- ``--verbose`` argv included.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import IO, Any
+
+from stagecraft.redact import redact
 
 CONTEXT_FIELDS = ("host", "service", "phase")
 
@@ -31,6 +36,28 @@ def event(
     if fields:
         extra["fields"] = fields
     logger.log(level, message, extra=extra)
+
+
+class RedactingFilter(logging.Filter):
+    """Passes every record on with its message, string fields and traceback redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # bad %-args: logging reports it, we still redact
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {
+                key: redact(value) if isinstance(value, str) else value
+                for key, value in fields.items()
+            }
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,6 +80,8 @@ class JsonFormatter(logging.Formatter):
                 data.setdefault(key, value)
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exception"] = record.exc_text
         return json.dumps(data, default=str, sort_keys=False)
 
 
@@ -82,6 +111,7 @@ def configure(
         logger.removeHandler(handler)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else HumanFormatter())
+    handler.addFilter(RedactingFilter())
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     logger.propagate = False

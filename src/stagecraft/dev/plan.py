@@ -341,17 +341,16 @@ def database_env(plan: DevPlan, loaded: LoadedConfig, resolved_addresses: Resolv
 
 
 def redact_value(name: str, value: str) -> str:
-    """``value`` with a password in a URL, or a secret-looking variable, replaced by ``***``."""
+    """``value`` with its passwords (:func:`stagecraft.redact.redact`) or, when ``name``
+    looks secret, all of it replaced by ``***``."""
     upper = name.upper()
     if any(word in upper for word in ("PASSWORD", "SECRET", "TOKEN", "KEY")) and not upper.endswith(
         ("_KEY_FILE", "_CERTS")
     ):
         return "***"
-    if "://" in value and "@" in value:
-        from stagecraft.providers.migration import redact_dsn
+    from stagecraft.redact import redact
 
-        return redact_dsn(value)
-    return value
+    return redact(value)
 
 
 def _databases(loaded: LoadedConfig) -> list[DevDatabase]:

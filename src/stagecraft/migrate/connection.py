@@ -11,7 +11,10 @@ comes from, in order:
    ``POSTGRES_DB`` of the service's ``environment`` (the official image's
    variables and defaults).
 
-The result says which source was used, without the password.
+The result says which source was used, without the password. A DSN that
+libpq cannot parse is a :class:`~stagecraft.redact.DsnError` naming its source
+(a usage error, exit 2), before anything connects; its passwords are
+remembered by :mod:`stagecraft.redact`, so no log line shows them.
 """
 
 from __future__ import annotations
@@ -24,11 +27,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from stagecraft.errors import CommandFailed, CommandTimeout, PrerequisiteMissing
-from stagecraft.providers.migration import (
-    DatabaseUnreachableError,
-    MigrationConfigError,
-    redact_dsn,
-)
+from stagecraft.providers.migration import DatabaseUnreachableError, MigrationConfigError
+from stagecraft.redact import check_dsn, redact_dsn, remember_dsn
 
 if TYPE_CHECKING:
     from stagecraft.config.loader import LoadedConfig
@@ -43,6 +43,10 @@ class Connection:
 
     dsn: str = field(repr=False)
     source: str
+
+    def __post_init__(self) -> None:
+        check_dsn(self.dsn, where=f"the database URL {self.source}")
+        remember_dsn(self.dsn)
 
     @property
     def shown(self) -> str:

@@ -24,7 +24,6 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from stagecraft.migrate.connection import (
     POSTGRES_PORT,
@@ -34,6 +33,7 @@ from stagecraft.migrate.connection import (
     service_environment,
 )
 from stagecraft.providers.migration import DatabaseUnreachableError, MigrationConfigError
+from stagecraft.redact import parse_dsn
 
 if TYPE_CHECKING:
     from stagecraft.config.loader import LoadedConfig
@@ -131,7 +131,8 @@ def _credentials(
     )
     port = int(defaults.get("PGPORT") or POSTGRES_PORT)
     if values.get(url_env):
-        return _Credentials(_from_url(values[url_env]), port, f"credentials from {url_env}")
+        credentials = _from_url(values[url_env], f"{url_env} of the environment")
+        return _Credentials(credentials, port, f"credentials from {url_env}")
     merged = {k: defaults[k] for k in CREDENTIAL_VARS if defaults.get(k)}
     ours = {k: values[k] for k in CREDENTIAL_VARS if values.get(k)}
     merged.update(ours)
@@ -141,12 +142,12 @@ def _credentials(
     return _Credentials(merged, port, source)
 
 
-def _from_url(dsn: str) -> dict[str, str]:
-    parts = urlsplit(dsn)
+def _from_url(dsn: str, where: str) -> dict[str, str]:
+    options = parse_dsn(dsn, where=where)  # libpq's reading: '#' and '?' may be in a password
     found = {
-        "POSTGRES_USER": unquote(parts.username or ""),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_DB": unquote(parts.path.lstrip("/")),
+        "POSTGRES_USER": options.get("user", ""),
+        "POSTGRES_PASSWORD": options.get("password", ""),
+        "POSTGRES_DB": options.get("dbname", ""),
     }
     return {k: v for k, v in found.items() if v}
 

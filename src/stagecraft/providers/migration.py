@@ -56,10 +56,10 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.providers.base import Provider
+from stagecraft.redact import Redactor, dsn_secrets, redact, redact_dsn
 
 DEFAULT_TABLE = "stagecraft_migrations"
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
@@ -208,7 +208,7 @@ class MigrationTarget:
     source: str = ""
 
     def __post_init__(self) -> None:
-        if not TABLE_NAME.match(self.table):
+        if not TABLE_NAME.fullmatch(self.table):
             raise MigrationFileError(
                 f"database {self.database}: invalid tracking table name {self.table!r}",
                 hint="use letters, digits and underscores, optionally schema-qualified "
@@ -435,52 +435,9 @@ def display_path(path: Path, base: Path | None = None) -> str:
         return str(path)
 
 
-_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def redact_dsn(dsn: str) -> str:
-    """``dsn`` without its password (URL or ``key=value`` form), safe to print.
-
-    >>> redact_dsn("postgresql://app:s3cret@db:5432/shop")
-    'postgresql://app:***@db:5432/shop'
-    """
-    if "://" not in dsn:
-        return _KV_PASSWORD.sub(r"\1***", dsn)
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        query = _redact_query(parts.query)
-        return urlunsplit(parts._replace(query=query))
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    netloc = f"{user}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc, query=_redact_query(parts.query)))
-
-
 def scrub(text: str, dsn: str) -> str:
-    """``text`` with the DSN's password (if any) replaced by ``***``."""
-    secret = dsn_password(dsn)
-    return text.replace(secret, "***") if secret else text
-
-
-def dsn_password(dsn: str) -> str | None:
-    """The password inside ``dsn``, if it has one."""
-    if "://" in dsn:
-        try:
-            parts = urlsplit(dsn)
-        except ValueError:
-            return None
-        if parts.password:
-            from urllib.parse import unquote
-
-            return unquote(parts.password)
-        match = re.search(r"(?:^|&)password=([^&]*)", parts.query)
-        return match.group(1) if match else None
-    match = _KV_PASSWORD.search(dsn)
-    return match.group(2).strip("'") if match else None
-
-
-def _redact_query(query: str) -> str:
-    return re.sub(r"((?:^|&)password=)[^&]*", r"\1***", query)
+    """``text`` (a database's message) with every password of ``dsn`` replaced by ``***``."""
+    return redact(text, Redactor(dsn_secrets(dsn), min_length=1))
 
 
 def _short(checksum: str | None) -> str:

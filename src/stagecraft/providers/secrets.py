@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from stagecraft import redact
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.providers.base import Provider
 
@@ -156,6 +157,8 @@ class SecretsProvider(Provider, ABC):
                 hint=self.missing_hint(missing, ctx),
                 missing=missing,
             )
+        for n in wanted:  # from now on no log line or message of this process shows them
+            redact.remember(found[n], name=n)
         return {n: SecretValue(found[n], name=n) for n in wanted}
 
     @abstractmethod

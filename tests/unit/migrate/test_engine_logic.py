@@ -20,10 +20,9 @@ from stagecraft.providers.migration import (
     MigrationTarget,
     OutOfOrderError,
     build_report,
-    dsn_password,
-    redact_dsn,
     scrub,
 )
+from stagecraft.redact import dsn_password, redact_dsn
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
