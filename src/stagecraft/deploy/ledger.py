@@ -34,12 +34,11 @@ from stagecraft import log
 from stagecraft.deploy.state_layout import ledger_path
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
+from stagecraft.redact import MIN_SECRET_LENGTH, Redactor
 from stagecraft.runtime.fanout import describe, fan_out
 from stagecraft.runtime.ssh import SSHHost
 
 logger = logging.getLogger(__name__)
-
-MIN_SECRET_LENGTH = 4  # shorter values would match ordinary text; they are not checked
 
 
 class SecretInRecord(StagecraftError):
@@ -200,16 +199,19 @@ class History:
 
 
 def check_no_secrets(text: str, secrets: Iterable[SecretValue]) -> None:
-    """Raise :class:`SecretInRecord` (naming the secret, never its value) if any value is in it."""
-    for secret in secrets:
-        value = secret.reveal()
-        if len(value) >= MIN_SECRET_LENGTH and value in text:
-            name = secret.name or "a declared secret"
-            raise SecretInRecord(
-                f"refusing to write a ledger record that contains the value of {name}",
-                hint="ledger records hold names only; do not copy secret values into "
-                "errors, images or labels",
-            )
+    """Raise :class:`SecretInRecord` (naming the secret, never its value) if any value is in it.
+
+    ``text`` is a JSON line, so values are looked for in every form they take
+    there (``\\"``, ``\\\\``, ``\\t``, ``\\u00e9``) and in the other encodings
+    :class:`stagecraft.redact.Redactor` knows.
+    """
+    name = Redactor(secrets, min_length=MIN_SECRET_LENGTH).find(text)
+    if name is not None:
+        raise SecretInRecord(
+            f"refusing to write a ledger record that contains the value of {name}",
+            hint="ledger records hold names only; do not copy secret values into "
+            "errors, images or labels",
+        )
 
 
 def append(
