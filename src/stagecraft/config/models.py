@@ -74,7 +74,7 @@ def _paths(value: object) -> object:
 
 
 def _registry(value: str) -> str:
-    if not _REGISTRY.match(value):
+    if not _REGISTRY.fullmatch(value):
         raise ValueError(
             f"invalid registry {value!r}: expected a host and optional path like ghcr.io/acme "
             "(no scheme, no trailing '/', lowercase)"
@@ -163,7 +163,7 @@ def parse_route_target(name: str, target: str) -> DevRoute:
         return DevRoute(name, "backend")
     if target == "frontend":
         return DevRoute(name, "frontend")
-    match = _ROUTE_TARGET.match(target)
+    match = _ROUTE_TARGET.fullmatch(target)
     if match is None or not 1 <= int(match["port"]) <= 65535:
         raise ValueError(f"expected 'backend', 'frontend' or 'service:port', got {target!r}")
     return DevRoute(name, "service", match["service"], int(match["port"]))

@@ -23,7 +23,7 @@ def _rule(pattern: re.Pattern[str], what: str, rule: str) -> AfterValidator:
     """Check a string against ``pattern`` with a human message."""
 
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):  # `$` alone also matches before a final newline
             raise ValueError(f"invalid {what} {value!r}: {rule}")
         return value
 

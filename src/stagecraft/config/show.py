@@ -99,4 +99,6 @@ def _from_secret_variable(
 
 def _holds_a_name(key: str, value: object) -> bool:
     """``password_secret: GHCR_TOKEN`` names a secret; it is not one."""
-    return bool(_NAME_KEYS.search(key)) and isinstance(value, str) and bool(_VAR_NAME.match(value))
+    return (
+        bool(_NAME_KEYS.search(key)) and isinstance(value, str) and bool(_VAR_NAME.fullmatch(value))
+    )

@@ -80,7 +80,7 @@ def resolve_version(root: Path, explicit: str | None = None) -> Version:
 
 def explicit_version(value: str) -> Version:
     """A version given on the command line; ReleaseError unless it is a valid image tag."""
-    if not _TAG.match(value):
+    if not _TAG.fullmatch(value):
         raise ReleaseError(
             f"--version {value!r} is not a valid image tag",
             hint="use letters, digits, '_', '.' and '-' (at most 128, not starting with . or -)",
@@ -141,7 +141,7 @@ def release_id(version: Version, now: datetime | None = None) -> str:
 
 def parse_release_id(value: str) -> tuple[datetime, str]:
     """``(time, version)`` of a release id; UsageError if it is not one."""
-    match = _RELEASE.match(value)
+    match = _RELEASE.fullmatch(value)
     if match is None:
         raise UsageError(
             f"{value!r} is not a release id",

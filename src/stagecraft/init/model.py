@@ -208,7 +208,7 @@ PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 def is_valid_project_name(name: str) -> bool:
     """Whether ``name`` is a valid compose project name."""
-    return bool(PROJECT_NAME.match(name))
+    return bool(PROJECT_NAME.fullmatch(name))
 
 
 def _dir(path: str | None) -> str:

@@ -45,7 +45,7 @@ def discover(directory: Path, database: str = "main") -> list[SqlMigration]:
 
 
 def _read_file(path: Path, database: str) -> SqlMigration:
-    match = FILE_NAME.match(path.name)
+    match = FILE_NAME.fullmatch(path.name)
     if match is None:
         raise MigrationFileError(
             f"{display_path(path)}: migration file name must start with a version number "
