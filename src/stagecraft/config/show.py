@@ -8,7 +8,10 @@ Redacted (replaced by ``"***"``):
 - any value under a key whose name looks secret, except where the value is a
   variable *name* under a key that holds names (``password_secret: GHCR_TOKEN``,
   ``auth_key_env: TS_AUTHKEY``, ``secrets: [STRIPE_KEY]``);
-- the password part of URLs (``postgres://user:***@db/shop``).
+- every password that :func:`stagecraft.redact.redact` finds: the userinfo of
+  URLs (``postgres://user:***@db/shop``, up to the last ``@``), ``?password=``
+  query parameters, ``password=`` in ``key=value`` DSNs (libpq quoting), and
+  any secret value this process resolved.
 
 Example::
 
@@ -27,6 +30,7 @@ from typing import Any
 
 from stagecraft.config.document import Path_
 from stagecraft.config.loader import LoadedConfig
+from stagecraft.redact import redact
 
 REDACTED = "***"
 
@@ -36,7 +40,6 @@ SECRET_NAME = re.compile(
 )
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME_KEYS = re.compile(r"(_env|_secret|_secrets)$|^(secrets|url_env|provider)$", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@/\s]+)@")
 
 
 def resolved_view(loaded: LoadedConfig, env: str | None) -> dict[str, Any]:
@@ -82,7 +85,7 @@ def _redact(
     if key is not None and looks_secret(key) and not _holds_a_name(key, node):
         return REDACTED
     if isinstance(node, str):
-        return _URL_PASSWORD.sub(lambda m: m["head"] + REDACTED + "@", node)
+        return redact(node)
     return node
 
 
