@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from stagecraft import log
@@ -27,6 +28,7 @@ from stagecraft.deploy.render import render_hosts
 from stagecraft.deploy.secret_digest import digests, read_key, throwaway_key
 from stagecraft.deploy.state import read_states
 from stagecraft.errors import StagecraftError
+from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ def compute_plan(
     release = new_release(loaded.config, env, version, now)
     model = environment_compose(loaded, env)
     render_hosts(loaded, env, release, compose=model)  # bad config fails before SSH
-    values = {k: v.reveal() for k, v in resolve_secrets(loaded, env, None).items()}
+    values = _secret_values(loaded, env, resolve_secrets)
     hosts = ssh_hosts(environment, ssh_options)
     try:
         key = _digest_key(hosts[0], release.project, env) if values else throwaway_key()
@@ -67,12 +69,34 @@ def compute_plan(
     finally:
         for host in hosts:
             host.close()
-    desired = render_hosts(loaded, env, release, compose=model, secret_digests=digests(key, values))
+    found = digests(key, values) if values is not None else None
+    desired = render_hosts(loaded, env, release, compose=model, secret_digests=found)
     plan = make_plan(release, desired, actual)
     if not migrations:
         return plan
     pending = migration_plans(loaded, env, plan, ssh_options)
     return make_plan(release, desired, actual, pending)
+
+
+def _secret_values(
+    loaded: LoadedConfig, env: str, resolve: Callable[..., Mapping[str, SecretValue]]
+) -> dict[str, str] | None:
+    """The secrets' values, or None (with a warning) when the provider cannot give them.
+
+    Planning must not need production's secrets: without them the plan does not
+    say whether a secret changed, and says so.
+    """
+    try:
+        return {k: v.reveal() for k, v in resolve(loaded, env, None).items()}
+    except StagecraftError as exc:
+        log.event(
+            logger,
+            logging.WARNING,
+            f"secrets of {env} not resolved ({exc.message}): the plan does not show "
+            "whether they changed",
+            phase="plan",
+        )
+        return None
 
 
 def _digest_key(primary: SSHHost, project: str, env: str) -> bytes:

@@ -210,13 +210,15 @@ def _compare(
         changes.append("image")
     if any(c.config_hash != desired.config_hash for c in running):
         changes.append("config")
-    rotated = sorted(
-        {
-            n
-            for c in running
-            for n in secret_digest.changed(desired.secret_digests, c.secret_digests)
-        }
-    )
+    rotated: list[str] = []
+    if desired.secret_digests or not desired.secrets:  # unknown when values were not resolved
+        rotated = sorted(
+            {
+                n
+                for c in running
+                for n in secret_digest.changed(desired.secret_digests, c.secret_digests)
+            }
+        )
     changes += [f"secret {n} changed" for n in rotated]
     newest = running[0]
     return ServicePlan(

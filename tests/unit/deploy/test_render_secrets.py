@@ -203,3 +203,15 @@ def test_digests_are_keyed_never_a_plain_hash_of_the_value() -> None:
     assert secret_digest.changed({"PW": digest}, {}) == ("PW",)
     label = secret_digest.label_value({"B": "2", "A": "1"})
     assert label == "A=1,B=2" and secret_digest.parse_label(label) == {"A": "1", "B": "2"}
+
+
+def test_without_the_secrets_values_plan_does_not_guess_a_change(tmp_path: Path) -> None:
+    loaded = _project(tmp_path, "    environment:\n      STRIPE_KEY:\n")
+    release = fleet_release(loaded)
+    key = secret_digest.throwaway_key()
+    known = secret_digest.digests(key, {"STRIPE_KEY": "sk_live_old"})
+    deployed = render_hosts(loaded, "production", release, built=(), secret_digests=known)
+    api = deployed["web-1"].services["api"]
+    state = HostState("web-1", (_running(api.definition["labels"], api.image, api.config_hash),))
+    unknown = render_hosts(loaded, "production", release, built=(), secret_digests=None)
+    assert make_plan(release, unknown, {"web-1": state}).hosts[0].services[0].action == "keep"
