@@ -217,6 +217,7 @@ def load_compose(
     dotenv: bool = True,
     resolve_env_files: bool = True,
     extensions: Mapping[str, XStagecraft] | None = None,
+    unset_hint: str | None = None,
 ) -> ComposeProject:
     """Resolve ``files`` with ``docker compose config`` and build the typed model.
 
@@ -228,7 +229,8 @@ def load_compose(
     entries unread (listed in ``raw["env_file"]``); both are how a deployed
     environment's model is loaded (ADR 0006). ``extensions`` (the validated
     ``x-stagecraft`` blocks of an earlier load of the same files) saves the
-    second Compose call. Raises :class:`ComposeError` with Compose's message,
+    second Compose call. With ``unset_hint``, each variable Compose reports as
+    not set is a warning carrying that hint. Raises :class:`ComposeError` with Compose's message,
     :class:`PrerequisiteMissing` without docker or the compose plugin, and
     :class:`~stagecraft.errors.ConfigError` for an invalid ``x-stagecraft`` block
     or YAML aliases that expand past the limits (checked before Compose runs).
@@ -252,18 +254,28 @@ def load_compose(
     config = ["config"] if resolve_env_files else ["config", "--no-env-resolution"]
     as_json = [*argv, *config, "--format", "json"]
     if extensions is not None:
-        raw = json.loads(_run_config(as_json, paths, env, timeout))
+        text, warnings = _run_config(as_json, paths, env, timeout)
+        raw = json.loads(text)
         validated = dict(extensions)
     else:
         # Compose's JSON output drops service-level `x-*` keys; its YAML output keeps them.
         # Both are asked for at once: each call costs Compose's whole start-up.
         with ThreadPoolExecutor(max_workers=1) as pool:
             as_yaml = pool.submit(_run_config, [*argv, *config], paths, env, timeout)
-            raw = json.loads(_run_config(as_json, paths, env, timeout))
-            found = _service_extensions(as_yaml.result())
+            text, warnings = _run_config(as_json, paths, env, timeout)
+            raw = json.loads(text)
+            found = _service_extensions(as_yaml.result()[0])
         from stagecraft.compose.xcheck import validate_extensions
 
         validated = validate_extensions(found, paths)
+    if unset_hint is not None:
+        for name in dict.fromkeys(_UNSET.findall(warnings)):
+            event(
+                logger,
+                logging.WARNING,
+                f"compose variable {name} is not set: {unset_hint.format(name=name)}",
+                phase="config",
+            )
     services_raw: dict[str, Any] = raw.get("services") or {}
     services = {
         name: _service(name, data, validated.get(name, XStagecraft()))
@@ -293,6 +305,9 @@ def _refuse_alias_bombs(paths: tuple[Path, ...]) -> None:
         raise ConfigError(issues)
 
 
+_UNSET = re.compile(r'The \\?"(\w+)\\?" variable is not set')
+
+
 def _compose_env(environ: Mapping[str, str] | None) -> dict[str, str]:
     if environ is None:
         return dict(os.environ)
@@ -305,13 +320,13 @@ def _compose_env(environ: Mapping[str, str] | None) -> dict[str, str]:
 
 def _run_config(
     argv: list[str], files: tuple[Path, ...], env: dict[str, str], timeout: float
-) -> str:
+) -> tuple[str, str]:
     from stagecraft.config.document import display_path
     from stagecraft.runtime.process import run
 
     result = run(argv, env=env, timeout=timeout, check=False, hint=DOCKER_HINT)
     if result.ok:
-        return result.stdout
+        return result.stdout, result.stderr
     message = " ".join(line.strip() for line in result.stderr.strip().splitlines() if line.strip())
     if not run(["docker", "compose", "version"], env=env, timeout=timeout, check=False).ok:
         raise PrerequisiteMissing(

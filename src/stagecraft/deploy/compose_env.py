@@ -118,6 +118,8 @@ def environment_compose(loaded: LoadedConfig, env: str) -> EnvironmentCompose:
         dotenv=False,
         resolve_env_files=False,
         extensions={name: svc.x_stagecraft for name, svc in local.services.items()},
+        unset_hint=f"environment {env} does not set it (the local shell is not used for a "
+        f"deploy); add it to environments.{env}.env if the compose file needs it",
     )
     return EnvironmentCompose(project, nonce, tuple(environment.secrets))
 

@@ -98,15 +98,20 @@ def test_a_secret_inside_another_value_moves_that_key_to_the_env_file(tmp_path: 
     }
 
 
-def test_the_local_shell_and_dotenv_are_not_seen(tmp_path: Path) -> None:
+def test_the_local_shell_and_dotenv_are_not_seen(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     service = (
         "    environment:\n      FROM_SHELL: ${LOCAL_ONLY:-unset}\n      FROM_DOTENV: ${DOT}\n"
     )
     loaded = _project(tmp_path, service, _env=f"DOT={CANARY}\nLOCAL_ONLY={LOCAL}\n")
-    api = render_hosts(loaded, "production", fleet_release(loaded), built=())["web-1"]
+    with caplog.at_level("WARNING"):
+        api = render_hosts(loaded, "production", fleet_release(loaded), built=())["web-1"]
     text = api.text()
     assert CANARY not in text and LOCAL not in text
     assert api.services["api"].definition["environment"]["FROM_SHELL"] == "unset"
+    warned = [r.message for r in caplog.records if "compose variable DOT is not set" in r.message]
+    assert len(warned) == 1 and "environments.production.env" in warned[0]
 
 
 def test_a_local_env_file_is_not_deployed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
