@@ -301,22 +301,43 @@ def test_second_of_two_deploys_fails_fast_naming_the_holder(fleet: Fleet) -> Non
     assert lock.status(fleet.hosts[0], fleet.name, "production") is None
 
 
-def test_ctrl_c_mid_rollout_releases_the_lock_and_a_rerun_converges(fleet: Fleet) -> None:
-    code, shown = fleet.deploy_until(
-        "v2", "[web-1 web] starting", lambda proc: proc.send_signal(signal.SIGINT)
-    )
-    assert code == 130, shown
-    assert lock.status(fleet.hosts[0], fleet.name, "production") is None
-    for index in (0, 1):
-        status, body = fleet.get(index)
-        assert status == 200 and "fleet web v" in body
-    newest = fleet.history().releases[0]
-    assert newest.version == "v2" and newest.outcome == "interrupted"
+@pytest.mark.parametrize(
+    ("sig", "version"),
+    [(signal.SIGINT, "v2"), (signal.SIGTERM, "v1"), (signal.SIGHUP, "v2")],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
+)
+def test_ctrl_c_mid_rollout_releases_the_lock_and_a_rerun_converges(
+    fleet: Fleet, sig: signal.Signals, version: str
+) -> None:
+    """Ctrl-C, SIGTERM (CI cancelling, `timeout`) and SIGHUP (a closed terminal), under load."""
+    loads = [
+        NewConnectionLoad(fleet.url(i), host=DOMAIN, workers=1, keep_alive=keep, max_seconds=120)
+        for i in (0, 1)
+        for keep in (False, True)
+    ]
+    with contextlib.ExitStack() as stack:
+        for load in loads:
+            stack.enter_context(load)
+        code, shown = fleet.deploy_until(
+            version, "[web-1 web] starting", lambda proc: proc.send_signal(sig)
+        )
+        assert code == 130, shown
+        assert ("interrupted" if sig == signal.SIGINT else f"interrupted by {sig.name}") in shown
+        assert "Traceback" not in shown
+        assert lock.status(fleet.hosts[0], fleet.name, "production") is None
+        for index in (0, 1):
+            status, body = fleet.get(index)
+            assert status == 200 and "fleet web v" in body
+        newest = fleet.history().releases[0]
+        assert newest.version == version and newest.outcome == "interrupted"
 
-    again = fleet.deploy("v2")
-    assert again.returncode == 0, again.stdout + again.stderr
+        again = fleet.deploy(version)
+        assert again.returncode == 0, again.stdout + again.stderr
+    for load in loads:  # the interrupted rollout and the re-run dropped nothing
+        assert load.result.requests > 10 and load.result.failures == 0, load.result.errors[:5]
     for index in (0, 1):
-        assert "fleet web v2" in fleet.get(index)[1]
+        assert f"fleet web {version}" in fleet.get(index)[1]
+    assert fleet.history().releases[0].outcome == "success"
 
 
 def test_a_host_lost_mid_deploy_fails_alone_and_a_rerun_converges(fleet: Fleet) -> None:
