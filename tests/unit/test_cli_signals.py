@@ -121,3 +121,17 @@ def test_sighup_drops_output_to_a_terminal_only() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["/dev/null"]  # stderr was the pty; stdout, a pipe, still works
+
+
+def test_sigterm_while_the_main_thread_waits_on_a_process_stops_it() -> None:
+    marker = f"stagecraft-signal-wait-{os.getpid()}"
+    timer = _send_soon(signal.SIGTERM, after=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts_like_ctrl_c():
+            process.run(["sh", "-c", f"sleep 30; echo {marker}"], timeout=60)
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 10
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    assert left.strip() == ""
