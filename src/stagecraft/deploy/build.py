@@ -4,7 +4,13 @@ Every image of a release: compose services with a ``build:`` section, and the
 backend/frontend providers' builds (``DockerBuild``, ``BuildCommand``, or
 ``ComposeBuild`` = the service's own ``build:``), each tagged
 ``<registry-or-project>/<service>:<version>`` (ADR 0005). Every ``docker build``
-gets ``--build-arg STAGECRAFT_VERSION=<version>`` so an image can report it.
+gets the build arg ``STAGECRAFT_VERSION=<version>`` so an image can report it.
+
+Build-arg values never go on the command line (where ``ps`` and ``--verbose``
+logs would show them): the argv says ``--build-arg NAME`` and the value rides
+in the ``docker`` process's environment, where the docker CLI reads a
+valueless ``--build-arg`` from (:func:`build_arg_env`). This works with the
+legacy builder and BuildKit alike.
 
 Example::
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +47,8 @@ from stagecraft.runtime import process
 logger = logging.getLogger(__name__)
 
 VERSION_ARG = "STAGECRAFT_VERSION"
+_CLIENT_ENV = re.compile(r"DOCKER_\w*|PATH|HOME")
+"""Variables the docker client itself reads: a build arg by that name cannot travel in env."""
 BuildSource = Literal["compose", "backend", "frontend"]
 OnBuildLine = Callable[[str, str], None]
 """Called as ``on_line(service, line)`` for every output line of a build."""
@@ -192,20 +201,38 @@ def execute_build(
 
 
 def docker_build_argv(item: ImageBuild, release: Release, *, no_cache: bool = False) -> list[str]:
-    """The ``docker build`` command line of a docker-kind ``item``."""
+    """The ``docker build`` command line of a docker-kind ``item`` (build-arg names only)."""
     argv = ["docker", "build", "-t", item.image]
     if item.dockerfile is not None:
         argv += ["-f", str(item.dockerfile)]
     if item.target:
         argv += ["--target", item.target]
-    for key, value in sorted({**item.args, VERSION_ARG: release.version.value}.items()):
-        argv += ["--build-arg", f"{key}={value}"]
+    for key in sorted(build_arg_env(item, release)):
+        argv += ["--build-arg", key]
     argv += ["--label", f"stagecraft.project={release.project}"]
     argv += ["--label", f"stagecraft.version={release.version.value}"]
     if no_cache:
         argv.append("--no-cache")
     argv.append(str(item.context))
     return argv
+
+
+def build_arg_env(item: ImageBuild, release: Release) -> dict[str, str]:
+    """The build args of ``item`` as the environment of its ``docker build``.
+
+    Raises :class:`BuildError` for a build arg named like a variable the docker
+    client reads itself (``DOCKER_HOST``, ``PATH``, ...): it would redirect the
+    client instead of reaching the build.
+    """
+    args = {**item.args, VERSION_ARG: release.version.value}
+    clashing = sorted(key for key in args if _CLIENT_ENV.fullmatch(key))
+    if clashing:
+        raise BuildError(
+            f"service {item.service}: build arg {', '.join(clashing)} has the name of a "
+            "variable the docker client reads",
+            hint="rename the build arg (ARG in the Dockerfile and args: in the compose file)",
+        )
+    return args
 
 
 def image_exists(tag: str, environ: Mapping[str, str] | None = None) -> bool:
@@ -236,7 +263,7 @@ def _run_build(
     if item.kind == "docker":
         argv = docker_build_argv(item, release, no_cache=no_cache)
         cwd = item.context
-        run_env: dict[str, str] = dict(env)
+        run_env: dict[str, str] = {**env, **build_arg_env(item, release)}
     else:
         argv = list(item.argv)
         cwd = item.cwd
