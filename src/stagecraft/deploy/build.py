@@ -81,7 +81,8 @@ class ImageBuild:
         return "command" if self.argv else "docker"
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready view (command env values are not shown, only their names)."""
+        """A JSON-ready view (command env values are not shown, only their names; build-arg
+        values redacted, whole when the name looks secret)."""
         data: dict[str, Any] = {
             "service": self.service,
             "image": self.image,
@@ -92,7 +93,7 @@ class ImageBuild:
             data.update(
                 context=str(self.context),
                 dockerfile=str(self.dockerfile) if self.dockerfile else None,
-                args=dict(sorted(self.args.items())),
+                args={key: _shown_arg(key, value) for key, value in sorted(self.args.items())},
                 target=self.target,
             )
         else:
@@ -282,6 +283,13 @@ def _run_build(
             f"{item.image}",
             hint=f"the {item.source} provider's build must tag the image it is asked for",
         )
+
+
+def _shown_arg(key: str, value: str) -> str:
+    from stagecraft.config.show import REDACTED, looks_secret
+    from stagecraft.redact import redact
+
+    return REDACTED if looks_secret(key) else redact(value)
 
 
 def _failure_line(output: str, *, prefer_error: bool) -> str:

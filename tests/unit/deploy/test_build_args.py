@@ -42,3 +42,12 @@ def test_argv_names_build_args_and_the_environment_carries_their_values() -> Non
 def test_a_build_arg_named_like_a_docker_client_variable_is_refused(name: str) -> None:
     with pytest.raises(BuildError, match=f"service api: build arg {name} "):
         build_arg_env(image(**{name: "x"}), RELEASE)
+
+
+def test_the_plan_shows_build_arg_values_redacted() -> None:
+    item = image(NPM_TOKEN="npm_s3cret", DB="postgresql://u:pa#ss@db/x", NODE_ENV="production")
+    assert item.to_json()["args"] == {
+        "DB": "postgresql://u:***@db/x",
+        "NODE_ENV": "production",
+        "NPM_TOKEN": "***",
+    }
