@@ -307,11 +307,15 @@ def _conninfo_tokens(dsn: str, *, strict: bool) -> list[tuple[str, str, tuple[in
 
 
 def is_dsn(text: str) -> bool:
-    """Whether ``text`` as a whole is a URL with a scheme or a conninfo string with a password."""
+    """Whether ``text`` as a whole is a URL or a conninfo string with a password."""
     if "\n" in text:
         return False
-    if _SCHEME.match(text):
-        return True
+    head = _SCHEME.match(text)
+    if head:
+        # A space is prose after a URL ("http://web:8080/ up, by alice@laptop") unless it
+        # comes while still in the userinfo ("postgresql://app:pa ss@db": older libpq takes it).
+        first = re.split(r"\s", text[head.end() :].strip(), maxsplit=1)[0]
+        return first == text[head.end() :].strip() or ("@" not in first and "/" not in first)
     if "=" not in text:
         return False
     return any(_is_password_key(key) for key, _, _ in _conninfo_tokens(text, strict=False))

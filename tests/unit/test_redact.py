@@ -263,6 +263,8 @@ def test_secrets_provider_values_are_redacted_from_then_on() -> None:
         ('{"password": "x\\"y", "user": "u"}', '{"password": "***", "user": "u"}'),
         ("export PGPASSWORD=hunter2 && psql", "export PGPASSWORD=*** && psql"),
         ("https://shop.example/ by alice@laptop", "https://shop.example/ by alice@laptop"),
+        ("http://web:8080/ up, by alice@laptop", "http://web:8080/ up, by alice@laptop"),
+        ("postgresql://app:pa ss@db/shop", "postgresql://app:***@db/shop"),
     ],
 )
 def test_redact_finds_every_password_syntax(text: str, shown: str) -> None:
