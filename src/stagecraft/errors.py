@@ -7,6 +7,7 @@ them to output and process exit (see ``stagecraft.cli.main``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -115,13 +116,15 @@ class CommandFailed(StagecraftError):
         if len(shown) > 120:
             shown = shown[:117] + "..."
         where = f"on {host}: " if host else ""
-        last = _last_line(output)
-        detail = f": {last}" if last else ""
+        causes = cause_lines(output)
+        detail = "; ".join(causes) or _last_line(output)
+        detail = f": {detail}" if detail else ""
         super().__init__(f"{where}`{shown}` exited with {returncode}{detail}", hint=hint)
         self.argv = tuple(argv)
         self.returncode = returncode
         self.output = output
         self.host = host
+        self.causes = tuple(causes)
 
 
 class CommandTimeout(StagecraftError):
@@ -166,6 +169,33 @@ class Interrupted(StagecraftError):
     """The user pressed Ctrl-C (or the process got SIGTERM)."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+_CAUSE = re.compile(
+    r"error response from daemon|unable to find image|pull access denied|no such (image|container)"
+    r"|manifest (unknown|for .* not found)|repository does not exist|denied:|permission denied"
+    r"|no space left on device|cannot connect to the docker daemon|^\s*(\S+: )?error\b",
+    re.IGNORECASE,
+)
+_BOILERPLATE = re.compile(r"^(run|see) '[^']*--help'", re.IGNORECASE)
+_MAX_CAUSES = 3
+
+
+def cause_lines(output: str) -> list[str]:
+    """The lines of a failed command's ``output`` that say why it failed (Docker's among them).
+
+    >>> cause_lines("Unable to find image 'caddy:2' locally\\n"
+    ...             "docker: Error response from daemon: pull access denied\\n\\n"
+    ...             "Run 'docker run --help' for more")  # doctest: +NORMALIZE_WHITESPACE
+    ["Unable to find image 'caddy:2' locally",
+     'docker: Error response from daemon: pull access denied']
+    """
+    found: list[str] = []
+    for raw in output.splitlines():
+        line = raw.strip()
+        if line and _CAUSE.search(line) and not _BOILERPLATE.match(line) and line not in found:
+            found.append(line[:300])
+    return found[:_MAX_CAUSES]
 
 
 def _last_line(output: str) -> str:

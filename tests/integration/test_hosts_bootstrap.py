@@ -80,3 +80,38 @@ def test_bootstrap_reports_a_lost_host_and_finishes_the_others(
     assert by_host[first.name]["ok"] is True
     assert by_host[second.name]["ok"] is False
     assert second.name in by_host[second.name]["error"]
+
+
+def test_a_proxy_image_the_host_cannot_pull_is_named_with_its_cause_and_fix(
+    sandbox_factory: Any, tmp_path: Path
+) -> None:
+    sandbox: Sandbox = sandbox_factory(1)
+    (host,) = sandbox.hosts
+    # No registry is reachable from sandbox hosts: `caddy:2` cannot be pulled there.
+    write_project(tmp_path, sandbox, "caddy:2")
+    exe = str(Path(sys.executable).with_name("stagecraft"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGECRAFT_")}
+    env["STAGECRAFT_SSH_CONFIG"] = str(sandbox.ssh_config)
+    result = subprocess.run(
+        [exe, "hosts", "bootstrap", "--env", "sandbox"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    # The daemon's own reason (no registry answers here), not `Run 'docker run --help'`.
+    assert (
+        f"{host.name}: the proxy image 'caddy:2' is not on the host and its Docker daemon "
+        "cannot pull it: Error response from daemon: " in result.stderr
+    )
+    assert "--help" not in result.stderr
+    assert "set proxy.providers.caddy.image in stagecraft.yml to an image this host can pull" in (
+        result.stderr
+    )
+    assert f"`docker save caddy:2 | ssh {host.user}@{host.address} docker load`" in result.stderr
+    # The fix the hint names works: load the image under that name, bootstrap again.
+    local = ensure_caddy_image(host.docker_host)
+    sandbox.docker(host.name, "tag", local, "caddy:2")
+    again = subprocess.run(
+        [exe, "hosts", "bootstrap", "--env", "sandbox"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr

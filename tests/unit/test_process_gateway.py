@@ -45,6 +45,47 @@ def test_failure_raises_with_last_output_line_and_host() -> None:
     assert info.value.message.endswith("exited with 4: disk full")
 
 
+DOCKER_RUN_FAILED = """Unable to find image 'caddy:2' locally
+docker: Error response from daemon: pull access denied for caddy, repository does not exist
+
+Run 'docker run --help' for more information
+"""
+
+
+def test_failure_names_the_lines_that_say_why_not_the_last_boilerplate_line() -> None:
+    script = "printf '%s' \"$OUT\" >&2; exit 125"
+    with pytest.raises(CommandFailed) as info:
+        run(["sh", "-c", script], extra_env={"OUT": DOCKER_RUN_FAILED}, host="web-1")
+    assert info.value.message.endswith(
+        "exited with 125: Unable to find image 'caddy:2' locally; "
+        "docker: Error response from daemon: pull access denied for caddy, "
+        "repository does not exist"
+    )
+    assert "--help" not in info.value.message
+    assert info.value.causes == (
+        "Unable to find image 'caddy:2' locally",
+        "docker: Error response from daemon: pull access denied for caddy, "
+        "repository does not exist",
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "shown"),
+    [
+        (
+            "Error: No such container: web-1\nSee 'docker exec --help'.\n",
+            "No such container: web-1",
+        ),
+        ("pulling\nERROR: failed to solve: denied: no access\ndone\n", "ERROR: failed to solve"),
+        ("mkdir: cannot create directory '/srv': Permission denied\nrolled back\n", "Permission"),
+        ("step 1\nstep 2 went wrong\n", "step 2 went wrong"),
+    ],
+)
+def test_the_cause_of_other_failures_is_shown(output: str, shown: str) -> None:
+    error = CommandFailed(["tool"], 1, output)
+    assert shown in error.message
+
+
 def test_missing_executable_is_a_prerequisite_error() -> None:
     with pytest.raises(PrerequisiteMissing) as info:
         run(["definitely-not-a-stagecraft-tool"], hint="install it")

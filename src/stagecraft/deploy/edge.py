@@ -61,7 +61,7 @@ from stagecraft.deploy.edge_config import (
     routes_from_json,
     routes_to_json,
 )
-from stagecraft.errors import CommandFailed, HostError, StagecraftError
+from stagecraft.errors import CommandFailed, ExitCode, HostError, StagecraftError, cause_lines
 from stagecraft.providers.proxy import Route, TlsMode, check_tls
 from stagecraft.runtime.ssh import SSHHost
 
@@ -80,6 +80,24 @@ ADMIN = "localhost:2019"
 
 class EdgeError(HostError):
     """The edge proxy of a host could not be set up, reconfigured or switched."""
+
+
+class ProxyImageUnavailable(EdgeError):
+    """The proxy image is not on the host and the host's Docker daemon cannot pull it."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, host: SSHHost, image: str, output: str) -> None:
+        cause = "; ".join(cause_lines(output)) or output.strip()[-300:] or "docker pull failed"
+        super().__init__(
+            host.name,
+            f"the proxy image {image!r} is not on the host and its Docker daemon "
+            f"cannot pull it: {cause}",
+            hint=f"set proxy.providers.caddy.image in stagecraft.yml to an image this host can "
+            f"pull, or load it onto the host: `docker save {image} | "
+            f"ssh {host.target.destination} docker load`",
+        )
+        self.image = image
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,8 @@ def ensure_proxy(
     host.write_file(CONFIG_FILE, _render(settings, routes), mode=0o644)
     current = _inspect(host)
     created = False
+    if current is None or current[2] != settings.fingerprint():
+        _ensure_image(host, settings.image)  # before the running proxy is removed
     if current is not None and current[2] != settings.fingerprint():
         log.event(logger, logging.INFO, "replacing the proxy (settings changed)", host=host.name)
         host.docker("rm", "-f", PROXY_CONTAINER)
@@ -354,6 +374,16 @@ def _run_args(settings: ProxySettings) -> list[str]:
     return [*args, settings.image, "caddy", "run", "--config", f"{CONTAINER_DIR}/caddy.json"]
 
 
+def _ensure_image(host: SSHHost, image: str) -> None:
+    """Pull ``image`` unless the host has it; :class:`ProxyImageUnavailable` if it cannot."""
+    if host.docker("image", "inspect", "--format", "{{.Id}}", image, check=False).returncode == 0:
+        return
+    log.event(logger, logging.INFO, f"pulling the proxy image {image}", host=host.name)
+    pulled = host.docker("pull", "--quiet", image, check=False)
+    if pulled.returncode != 0:
+        raise ProxyImageUnavailable(host, image, pulled.output)
+
+
 def _ensure_network(host: SSHHost) -> None:
     """Create the ``stagecraft`` bridge network unless it exists (tolerating a racing create)."""
     if host.docker("network", "inspect", NETWORK, check=False).returncode == 0:
@@ -470,6 +500,7 @@ __all__ = [
     "PROXY_CONTAINER",
     "PROXY_DIR",
     "EdgeError",
+    "ProxyImageUnavailable",
     "ProxySettings",
     "ProxyState",
     "RoutesResult",

@@ -18,7 +18,7 @@ from stagecraft.deploy.edge_config import (
     routes_from_json,
     routes_to_json,
 )
-from stagecraft.errors import StagecraftError
+from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.providers.proxy import Route, RouteError
 from stagecraft.testing.fakes import FakeSSHHost
 from stagecraft.testing.load import parse_wrk
@@ -144,6 +144,7 @@ def test_ensure_proxy_leaves_a_running_proxy_with_the_same_settings_alone() -> N
 
 def test_ensure_proxy_replaces_a_proxy_with_other_settings() -> None:
     host = _proxy_host("0ld")
+    host.expect("docker image inspect --format '{{.Id}}' caddy:2", stdout="sha256:c4ddy\n")
     host.expect("docker rm -f stagecraft-proxy")
     host.expect(re.compile(r"^docker run -d --name stagecraft-proxy --restart unless-stopped"))
     state = edge.ensure_proxy(
@@ -154,6 +155,29 @@ def test_ensure_proxy_replaces_a_proxy_with_other_settings() -> None:
     assert "-p 18080:18080 -p 18443:18443" in run
     assert "/var/lib/stagecraft/proxy/hosts:/etc/hosts:ro" in run
     assert run.endswith("caddy:2 caddy run --config /etc/stagecraft/proxy/caddy.json")
+
+
+PULL_DENIED = (
+    "Error response from daemon: pull access denied for caddy, repository does not exist "
+    "or may require 'docker login': denied: requested access to the resource is denied\n"
+)
+
+
+def test_a_proxy_image_the_host_cannot_pull_keeps_the_running_proxy_and_says_why() -> None:
+    host = _proxy_host("0ld")
+    host.expect("docker image inspect --format '{{.Id}}' caddy:2", returncode=1)
+    host.expect("docker pull --quiet caddy:2", stderr=PULL_DENIED, returncode=1)
+    with pytest.raises(edge.ProxyImageUnavailable) as caught:
+        edge.ensure_proxy(host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443)
+    assert caught.value.message == (
+        "web-1: the proxy image 'caddy:2' is not on the host and its Docker daemon cannot pull it: "
+        + PULL_DENIED.strip()
+    )
+    assert caught.value.hint is not None
+    assert "set proxy.providers.caddy.image in stagecraft.yml" in caught.value.hint
+    assert "`docker save caddy:2 | ssh root@192.0.2.1 docker load`" in caught.value.hint
+    assert caught.value.exit_code == ExitCode.FAILED
+    assert not [c for c in host.commands if c.startswith(("docker rm", "docker run"))]
 
 
 def test_ensure_proxy_starts_a_stopped_proxy() -> None:
