@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from stagecraft.config.loader import LoadedConfig, load_project
+from stagecraft.deploy.compose_env import EnvironmentCompose, load_for_environment
 from stagecraft.deploy.plan import DeployPlan, make_plan, render_text
 from stagecraft.deploy.release import (
     Release,
@@ -226,13 +227,19 @@ def write_project(root: Path, scenario: Scenario, *, git: bool = True) -> Path:
     return root / "stagecraft.yml"
 
 
-def load(config: Path, *, check_compose: bool = True) -> LoadedConfig:
+def load(config: Path) -> tuple[LoadedConfig, EnvironmentCompose]:
     """Load the generated project like `stagecraft plan --env production` does.
 
-    ``environ`` is empty so no variable of this shell changes the project; Compose
-    still gets PATH, HOME and DOCKER_* (see ``stagecraft.compose.model``).
+    With the environment's own compose model only (ADR 0006): no variable of
+    this shell changes the project; Compose still gets PATH, HOME and DOCKER_*
+    (see ``stagecraft.compose.model``).
     """
-    return load_project(config, env=ENV, check_compose=check_compose, environ={})
+    return load_for_environment(config, ENV)
+
+
+def load_config_only(config: Path) -> LoadedConfig:
+    """``stagecraft.yml`` alone (no compose model)."""
+    return load_project(config, env=ENV, check_compose=False, environ={})
 
 
 # -- the states the hosts report -------------------------------------------------------
@@ -353,14 +360,14 @@ def one_run(config: Path, git: bool) -> Run:
     """Every timed part once; the ``stagecraft.yml``-only load is measured apart."""
     run = Run()
     start = time.perf_counter()
-    load(config, check_compose=False)
+    load_config_only(config)
     run.config_only = time.perf_counter() - start
     with compose_subprocess_time(run):
-        loaded: LoadedConfig = timed(run, "load", lambda: load(config))
+        loaded, model = timed(run, "load", lambda: load(config))
     version: Version = timed(run, "version", lambda: _version(config.parent, git))
     release: Release = new_release(loaded.config, ENV, version)
     desired: dict[str, RenderedHost] = timed(
-        run, "render", lambda: render_hosts(loaded, ENV, release)
+        run, "render", lambda: render_hosts(loaded, ENV, release, compose=model)
     )
     actual = actual_states(desired)  # what SSH would bring back: not timed
     plan: DeployPlan = timed(run, "plan", lambda: make_plan(release, desired, actual))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,11 +126,14 @@ def load_project(
     check_compose: bool = True,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    compose_loader: Callable[[LoadedConfig], ComposeProject] | None = None,
 ) -> LoadedConfig:
     """Find and load ``stagecraft.yml``, check ``env`` exists, load and cross-check compose.
 
     Services named in the config but missing from compose are reported at the
     ``stagecraft.yml`` lines that name them, together with every other issue.
+    ``compose_loader`` loads the compose model instead of :func:`load_compose`
+    with ``environ`` (a deployed environment's own model, ADR 0006).
     """
     path = find_config(explicit, cwd)
     event(logger, logging.DEBUG, f"loading {path}", phase="config")
@@ -140,7 +143,7 @@ def load_project(
     if env is not None and not doc.issues:
         loaded.environment(env)
     if check_compose:
-        compose = _load_compose(loaded, doc, environ)
+        compose = _load_compose(loaded, doc, environ, compose_loader)
         if compose is not None:
             check_compose_services(doc, loaded.config, compose)
             loaded = replace(loaded, compose=compose)
@@ -188,7 +191,10 @@ def _load(
 
 
 def _load_compose(
-    loaded: LoadedConfig, doc: Document, environ: Mapping[str, str] | None
+    loaded: LoadedConfig,
+    doc: Document,
+    environ: Mapping[str, str] | None,
+    loader: Callable[[LoadedConfig], ComposeProject] | None = None,
 ) -> ComposeProject | None:
     """The compose model; a missing ``compose:`` file is an issue, Compose's errors are raised."""
     files = loaded.compose_files()
@@ -207,6 +213,8 @@ def _load_compose(
     if absent:
         return None
     try:
+        if loader is not None:
+            return loader(loaded)
         return load_compose(files, project_name=loaded.config.project.name, environ=environ)
     except ConfigError as exc:  # invalid x-stagecraft blocks: reported with everything else
         doc.issues.extend(exc.issues)

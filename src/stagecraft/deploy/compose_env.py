@@ -30,10 +30,12 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 import secrets as _random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stagecraft.compose.model import ComposeProject, load_compose
@@ -60,8 +62,17 @@ class EnvironmentCompose:
     secrets: tuple[str, ...]
 
     @property
+    def marker(self) -> str:
+        """The text every placeholder of this load starts with."""
+        return f"@@stagecraft-secret-{self.nonce}-"
+
+    @property
     def pattern(self) -> re.Pattern[str]:
-        return re.compile(rf"@@stagecraft-secret-{self.nonce}-([A-Za-z_][A-Za-z0-9_]*)@@")
+        return re.compile(rf"{re.escape(self.marker)}([A-Za-z_][A-Za-z0-9_]*)@@")
+
+    def holds_secret(self, value: Any) -> bool:
+        """Whether a placeholder appears anywhere in ``value`` (one C-speed scan)."""
+        return self.marker in json.dumps(value, default=str)
 
     def template(self, value: str) -> Template | None:
         """``value`` split into text and :class:`SecretRef`; None when it holds no secret."""
@@ -100,24 +111,30 @@ def placeholder(nonce: str, name: str) -> str:
 
 
 def environment_compose(loaded: LoadedConfig, env: str) -> EnvironmentCompose:
-    """Load the compose model of ``env`` (see the module docstring)."""
-    local = loaded.compose
-    if local is None:
-        from stagecraft.deploy.render import RenderError
+    """Load the compose model of ``env`` (see the module docstring).
 
-        raise RenderError(f"{loaded.path}: no compose project loaded", hint="check `compose:`")
+    With the local model loaded (``loaded.compose``), its validated
+    ``x-stagecraft`` blocks are reused and this costs one Compose call; without
+    it, two (as any load).
+    """
+    local = loaded.compose
     environment = loaded.environment(env)
     nonce = _random.token_hex(8)
     environ = {name: str(value) for name, value in environment.env.items()}
     environ.update({name: placeholder(nonce, name) for name in environment.secrets})
+    files = list(local.files) if local is not None else loaded.compose_files()
     project = load_compose(
-        list(local.files),
-        project_directory=local.project_directory,
+        files,
+        project_directory=local.project_directory if local is not None else None,
         project_name=loaded.config.project.name,
         environ=environ,
         dotenv=False,
         resolve_env_files=False,
-        extensions={name: svc.x_stagecraft for name, svc in local.services.items()},
+        extensions=(
+            {name: svc.x_stagecraft for name, svc in local.services.items()}
+            if local is not None
+            else None
+        ),
         unset_hint=f"environment {env} does not set it (the local shell is not used for a "
         f"deploy); add it to environments.{env}.env if the compose file needs it",
     )
@@ -135,3 +152,24 @@ def describe(template: Template) -> str:
         part.replace("$", "$$") if isinstance(part, str) else f"${{{part.name}}}"
         for part in template
     )
+
+
+def load_for_environment(
+    explicit: Path | None, env: str, *, cwd: Path | None = None
+) -> tuple[LoadedConfig, EnvironmentCompose]:
+    """``stagecraft.yml`` with ``env``'s own compose model as ``compose`` (for ``plan``).
+
+    A command that renders an environment and builds nothing needs no local
+    model: this loads (and cross-checks the config against) the environment's
+    model only, so ``plan`` costs the same Compose calls as any load.
+    """
+    from stagecraft.config.loader import load_project
+
+    found: list[EnvironmentCompose] = []
+
+    def loader(loaded: LoadedConfig) -> ComposeProject:
+        found.append(environment_compose(loaded, env))
+        return found[-1].project
+
+    loaded = load_project(explicit, env=env, cwd=cwd, compose_loader=loader)
+    return loaded, found[-1]

@@ -21,7 +21,7 @@ from datetime import datetime
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
-from stagecraft.deploy.compose_env import environment_compose
+from stagecraft.deploy.compose_env import EnvironmentCompose, environment_compose
 from stagecraft.deploy.plan import DeployPlan, MigrationPlan, make_plan
 from stagecraft.deploy.release import new_release, resolve_version
 from stagecraft.deploy.render import render_hosts
@@ -50,14 +50,19 @@ def compute_plan(
     ssh_options: SSHOptions | None = None,
     migrations: bool = True,
     now: datetime | None = None,
+    model: EnvironmentCompose | None = None,
 ) -> DeployPlan:
-    """The plan of deploying the current version (or ``explicit_version``) to ``env``."""
+    """The plan of deploying the current version (or ``explicit_version``) to ``env``.
+
+    ``model`` is the environment's compose model when already loaded
+    (:func:`~stagecraft.deploy.compose_env.load_for_environment`).
+    """
     from stagecraft.deploy.pipeline import resolve_secrets
 
     environment = loaded.environment(env)
     version = resolve_version(loaded.root, explicit_version)
     release = new_release(loaded.config, env, version, now)
-    model = environment_compose(loaded, env)
+    model = model if model is not None else environment_compose(loaded, env)
     render_hosts(loaded, env, release, compose=model)  # bad config fails before SSH
     values = _secret_values(loaded, env, resolve_secrets)
     hosts = ssh_hosts(environment, ssh_options)

@@ -389,7 +389,8 @@ def render_host(
     )
     services = {name: ctx.service(project.services[name]) for name in sorted(placed)}
     document = _document(project, ctx, services)
-    for path, secret in model.secrets_in({k: v for k, v in document.items() if k != "services"}):
+    top = {k: v for k, v in document.items() if k != "services"}
+    for path, secret in model.secrets_in(top) if model.holds_secret(top) else ():
         raise RenderError(
             f"environment {env}: {'.'.join(str(p) for p in path)} uses secret {secret}; "
             "the compose file on the hosts is world-readable",
@@ -495,6 +496,8 @@ class _Context:
     def refuse_secrets_outside_environment(self, name: str, body: Mapping[str, Any]) -> None:
         """A secret interpolated anywhere but ``environment`` would be written in clear."""
         rest = {k: v for k, v in body.items() if k != "environment"}
+        if not self.compose.holds_secret(rest):
+            return
         for path, secret in self.compose.secrets_in(rest):
             where = ".".join(str(part) for part in path)
             raise RenderError(

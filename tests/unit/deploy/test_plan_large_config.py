@@ -39,9 +39,9 @@ def _bench() -> ModuleType:
 def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, RenderedHost], Any]:
     bench = _bench()
     config = bench.write_project(tmp_path_factory.mktemp("large"), bench.Scenario(), git=False)
-    loaded = bench.load(config)
+    loaded, model = bench.load(config)
     release = new_release(loaded.config, bench.ENV, Version("0123456789ab"))
-    desired = render_hosts(loaded, bench.ENV, release)
+    desired = render_hosts(loaded, bench.ENV, release, compose=model)
     plan = make_plan(release, desired, bench.actual_states(desired))
     return desired, plan
 

@@ -61,12 +61,13 @@ def deploy(app: AppContext, version: str | None, allow_dirty: bool, lock_wait: f
 
 def show_plan(app: AppContext, env: str, version: str | None, *, migrations: bool = True) -> None:
     """What `stagecraft plan` prints (and its exit code for unreachable hosts)."""
+    from stagecraft.deploy.compose_env import load_for_environment
     from stagecraft.deploy.model_planning import compute_plan
     from stagecraft.deploy.plan import render_text
     from stagecraft.errors import HostError
 
-    loaded = app.load_config()
-    result = compute_plan(loaded, env, explicit_version=version, migrations=migrations)
+    loaded, model = load_for_environment(app.config_path, env)
+    result = compute_plan(loaded, env, explicit_version=version, migrations=migrations, model=model)
     if app.json:
         app.output.json(result.to_json())
     else:
