@@ -175,6 +175,35 @@ def test_status_text_json_and_unreachable(ops: Ops, tmp_path: Path) -> None:
     assert shown.returncode == 5 and ["web-2", "?"] in rows and ["web-1", "web"] in rows
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status",),
+        ("releases",),
+        ("logs", "web"),
+        ("plan", "--version", "cafe00000001"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_every_command_that_reads_hosts_exits_5_naming_the_unreachable_one(
+    ops: Ops, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Issue 9 item 12: `releases` used to list nothing and exit 0 with a host down."""
+    down = Ops(tmp_path / "down", ops.sandbox, ops.image, web2_port=9)
+    text = down.cli(*command, "--env", "production")
+    assert text.returncode == 5, (text.stdout, text.stderr)
+    assert "web-2: unreachable" in text.stderr and "Traceback" not in text.stderr
+    as_json = down.cli(*command, "--env", "production", "--json")
+    assert as_json.returncode == 5, as_json.stderr
+    assert "web-2: unreachable" in as_json.stderr
+    if command[0] == "logs":  # JSON lines: the reachable hosts' lines, no error document
+        lines = [json.loads(line) for line in as_json.stdout.splitlines() if line.strip()]
+        assert all("error" not in line for line in lines)
+        return
+    report = json.loads(as_json.stdout)  # still one document
+    assert "web-2" in report["unreachable"]
+
+
 def test_logs_merged_and_follow_stops_on_ctrl_c(ops: Ops) -> None:
     web1, web2 = (h.name for h in ops.sandbox.hosts[:2])
     first = ops.run(web1, "web", TICKER)

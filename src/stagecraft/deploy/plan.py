@@ -151,6 +151,7 @@ class DeployPlan:
             "summary": self.counts(),
             "hosts": [h.to_json() for h in self.hosts],
             "migrations": [m.to_json() for m in self.migrations],
+            "unreachable": {h.host: h.error for h in self.unreachable},
         }
 
 

@@ -61,10 +61,10 @@ def deploy(app: AppContext, version: str | None, allow_dirty: bool, lock_wait: f
 
 def show_plan(app: AppContext, env: str, version: str | None, *, migrations: bool = True) -> None:
     """What `stagecraft plan` prints (and its exit code for unreachable hosts)."""
+    from stagecraft.cli.failing import unreachable
     from stagecraft.deploy.compose_env import load_for_environment
     from stagecraft.deploy.model_planning import compute_plan
     from stagecraft.deploy.plan import render_text
-    from stagecraft.errors import HostError
 
     loaded, model = load_for_environment(app.config_path, env)
     result = compute_plan(loaded, env, explicit_version=version, migrations=migrations, model=model)
@@ -73,12 +73,7 @@ def show_plan(app: AppContext, env: str, version: str | None, *, migrations: boo
     else:
         app.output.result(render_text(result).rstrip("\n"))
     if result.unreachable:
-        names = ", ".join(h.host for h in result.unreachable)
-        raise HostError(
-            names,
-            "unreachable: planned the other hosts only",
-            hint="check the host is up and reachable with `ssh`, then plan again",
-        )
+        unreachable(app, [h.host for h in result.unreachable], "planned the other hosts only")
 
 
 def progress_printer(app: AppContext) -> Progress:

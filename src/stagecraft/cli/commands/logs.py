@@ -6,7 +6,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NoReturn
 
 import click
 
@@ -85,7 +85,7 @@ def _show(
     _warn_unreachable(app, found.unreachable)
     if not found.targets:
         if found.unreachable:
-            _raise_unreachable(found)
+            _raise_unreachable(app, found)
         where = ", ".join(h.name for h in hosts) or "no host (no role places it)"
         raise UsageError(
             f"{env}: no container of {service!r} on {where}",
@@ -105,7 +105,7 @@ def _show(
         for line in fetch_logs(found.targets, options):
             sink(line.label, line.stream, render_text(line, options))
     if found.unreachable:
-        _raise_unreachable(found)
+        _raise_unreachable(app, found)
 
 
 def _json_lines_sink(stdout: IO[str]) -> Callable[[str, str, str], None]:
@@ -126,11 +126,7 @@ def _warn_unreachable(app: AppContext, failed: dict[str, str]) -> None:
         app.output.stderr.write(f"warning: {name}: logs not read: {reason}\n")
 
 
-def _raise_unreachable(found: Targets) -> None:
-    from stagecraft.errors import HostError
+def _raise_unreachable(app: AppContext, found: Targets) -> NoReturn:
+    from stagecraft.cli.failing import unreachable
 
-    raise HostError(
-        ", ".join(found.unreachable),
-        "unreachable: logs of the other hosts only",
-        hint="check the host is up and reachable with `stagecraft ssh HOST`",
-    )
+    unreachable(app, found.unreachable, "logs of the other hosts only")

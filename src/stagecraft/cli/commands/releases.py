@@ -34,9 +34,10 @@ def releases(ctx: click.Context, app: AppContext) -> None:
                 "unreachable": history.unreachable,
             }
         )
-        return
-    _render_table(app, history.releases)
-    _render_unreachable(app, history)
+    else:
+        _render_table(app, history.releases)
+        _render_unreachable(app, history)
+    _exit_for_unreachable(app, history)
 
 
 @releases.command("show", help="Show one release per host and service (ID or a unique prefix).")
@@ -58,7 +59,7 @@ def show(app: AppContext, release_id: str) -> None:
         app.output.json(
             {"env": app.env, "release": release.to_dict(), "unreachable": history.unreachable}
         )
-        return
+        _exit_for_unreachable(app, history)
     out = app.output
     out.result(f"release {release.id}: {release.outcome}")
     out.result(f"  version {release.version}, {release.command} by {release.by}")
@@ -73,6 +74,7 @@ def show(app: AppContext, release_id: str) -> None:
     for host, outcome in release.unrecorded.items():
         out.result(f"  {host}: {outcome} (no record on the host: it was not reached)")
     _render_unreachable(app, history)
+    _exit_for_unreachable(app, history)
 
 
 def _history(app: AppContext) -> History:
@@ -111,3 +113,11 @@ def _render_table(app: AppContext, found: list[Release]) -> None:
 def _render_unreachable(app: AppContext, found: History) -> None:
     for host, reason in found.unreachable.items():
         app.output.stderr.write(f"warning: {host}: ledger not read: {reason}\n")
+
+
+def _exit_for_unreachable(app: AppContext, found: History) -> None:
+    """Exit 5 after the listing when a host's ledger could not be read (like `status`)."""
+    from stagecraft.cli.failing import unreachable
+
+    if found.unreachable:
+        unreachable(app, found.unreachable, "listed what the other hosts recorded")

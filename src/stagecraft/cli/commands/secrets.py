@@ -23,7 +23,7 @@ every missing name when any is missing.
 @global_options
 @pass_app
 def check(app: AppContext) -> None:
-    from stagecraft.cli.commands.status import fail
+    from stagecraft.cli.failing import fail
     from stagecraft.deploy.ops_secrets import SecretsMissing, check_secrets
 
     env = app.require_env()

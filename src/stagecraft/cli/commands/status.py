@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
-
 import click
 
 from stagecraft.cli.context import AppContext, global_options, pass_app
-
-if TYPE_CHECKING:
-    from stagecraft.errors import StagecraftError
+from stagecraft.cli.failing import unreachable
 
 HELP = """Show, per host and service of --env: release, version, health, uptime and replicas.
 
@@ -25,7 +21,6 @@ the command then exits 5.
 def status(app: AppContext) -> None:
     from stagecraft.deploy.ops import collect_status, render_status
     from stagecraft.deploy.state_layout import environment_hosts
-    from stagecraft.errors import HostError
 
     env = app.require_env()
     loaded = app.load_config(compose=False)
@@ -41,22 +36,4 @@ def status(app: AppContext) -> None:
     else:
         app.output.result(render_status(found).rstrip("\n"))
     if found.unreachable:
-        names = ", ".join(h.host for h in found.unreachable)
-        fail(
-            app,
-            HostError(
-                names,
-                "unreachable: showed the other hosts only",
-                hint="check the host is up and reachable with `stagecraft ssh HOST`",
-            ),
-        )
-
-
-def fail(app: AppContext, error: StagecraftError) -> NoReturn:
-    """Raise ``error``; with --json, only report it on stderr so stdout stays one document."""
-    if not app.json:
-        raise error
-    app.output.stderr.write(f"error: {error.message}\n")
-    if error.hint:
-        app.output.stderr.write(f"hint: {error.hint}\n")
-    raise click.exceptions.Exit(int(error.exit_code))
+        unreachable(app, [h.host for h in found.unreachable], "showed the other hosts only")
