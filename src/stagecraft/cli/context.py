@@ -1,14 +1,26 @@
-"""Global options shared by every command, and the per-invocation app context."""
+"""Global options shared by every command, and the per-invocation app context.
+
+Every command (and group) carries the global flags, so they work before or
+after the command name: each flag's callback stores it on the one
+:class:`AppContext` of the invocation, the last value wins, and a flag that
+changes logging re-installs the log handler at once, so
+``stagecraft config validate -v`` logs at debug level like
+``stagecraft -v config validate``.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from stagecraft import __version__
+from stagecraft.cli.completion import complete_environments
 
 if TYPE_CHECKING:
     from stagecraft.cli.output import Output
@@ -17,6 +29,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
+LOGGING_FLAGS = frozenset({"log_format", "verbose", "quiet"})
+OUTPUT_FLAGS = frozenset({"json", "quiet", "verbose", "no_color"})
 
 
 @dataclass
@@ -32,6 +46,10 @@ class AppContext:
     no_color: bool = False
     log_format: str = "human"
     _output: Output | None = None
+    _given: set[str] = field(default_factory=set, repr=False)
+    """Flags given on the command line: their environment variables do not apply."""
+    _logging: tuple[str, bool, bool] | None = field(default=None, repr=False)
+    """What the log handler was installed with; None until :meth:`finish_setup`."""
 
     @property
     def output(self) -> Output:
@@ -42,6 +60,36 @@ class AppContext:
                 json_mode=self.json, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color
             )
         return self._output
+
+    def set_flag(self, name: str, value: Any) -> None:
+        """Store a global flag given on the command line; logging and output follow it."""
+        setattr(self, name, value)
+        self._given.add(name)
+        if name in OUTPUT_FLAGS:
+            self._output = None
+        if name in LOGGING_FLAGS and self._logging is not None:
+            self.configure_logging()
+
+    def finish_setup(self) -> None:
+        """Fill flags from STAGECRAFT_* variables and install the log handler.
+
+        Called once the root command's flags are parsed; flags given after the
+        command name arrive later through :meth:`set_flag`.
+        """
+        apply_env_fallbacks(self)
+        self.configure_logging()
+
+    def configure_logging(self) -> None:
+        """(Re)install the log handler for the current --log-format, -v and --quiet."""
+        wanted = (self.log_format, self.verbose, self.quiet)
+        if wanted == self._logging:
+            return
+        from stagecraft import log
+
+        log.configure(
+            stream=sys.stderr, fmt=self.log_format, verbose=self.verbose, quiet=self.quiet
+        )
+        self._logging = wanted
 
     def require_env(self) -> str:
         """The environment name; commands that touch hosts need one."""
@@ -62,13 +110,13 @@ class AppContext:
 
 
 def _set(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """Callback storing a global option on the root AppContext; later values win."""
+    """Callback storing a global option on the invocation's AppContext; later values win."""
 
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
         app = ctx.ensure_object(AppContext)
         if value is None or value is False:
             return value
-        setattr(app, name, value)
+        app.set_flag(name, value)
         return value
 
     return callback
@@ -84,6 +132,7 @@ def global_options(func: F) -> F:
             metavar="NAME",
             expose_value=False,
             callback=_set("env"),
+            shell_complete=complete_environments,
             help="Target environment [env: STAGECRAFT_ENV].",
         ),
         click.option(
@@ -140,6 +189,7 @@ def global_options(func: F) -> F:
             callback=_set("log_format"),
             help="Log lines for people, or one JSON object per event.",
         ),
+        click.version_option(__version__, "-V", "--version", prog_name="stagecraft"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -147,10 +197,11 @@ def global_options(func: F) -> F:
 
 
 def apply_env_fallbacks(app: AppContext) -> None:
-    """Fill unset global flags from STAGECRAFT_* variables (flags win)."""
-    if app.env is None and os.environ.get("STAGECRAFT_ENV"):
+    """Fill global flags not given on the command line from STAGECRAFT_* variables."""
+    given = app._given
+    if "env" not in given and os.environ.get("STAGECRAFT_ENV"):
         app.env = os.environ["STAGECRAFT_ENV"]
-    if app.config_path is None and os.environ.get("STAGECRAFT_CONFIG"):
+    if "config_path" not in given and os.environ.get("STAGECRAFT_CONFIG"):
         app.config_path = Path(os.environ["STAGECRAFT_CONFIG"])
     if not app.no_color and os.environ.get("NO_COLOR"):
         app.no_color = True
@@ -158,7 +209,7 @@ def apply_env_fallbacks(app: AppContext) -> None:
         var = "STAGECRAFT_" + name.upper()
         if not getattr(app, name) and os.environ.get(var, "").lower() in TRUE_WORDS:
             setattr(app, name, True)
-    if app.log_format == "human" and os.environ.get("STAGECRAFT_LOG_FORMAT") == "json":
+    if "log_format" not in given and os.environ.get("STAGECRAFT_LOG_FORMAT") == "json":
         app.log_format = "json"
 
 

@@ -2,6 +2,8 @@
 
 Only ``click`` is imported at start-up; every command module (and pydantic,
 rich, ruamel) is imported when that command runs, so ``--help`` stays fast.
+A shell asking for completions (``_STAGECRAFT_COMPLETE`` set, see
+``cli/completion.py``) is answered before anything else runs.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stagecraft import __version__
-from stagecraft.cli.context import AppContext, apply_env_fallbacks, global_options
+from stagecraft.cli import completion
+from stagecraft.cli.context import AppContext, global_options
+from stagecraft.cli.groups import Group
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from stagecraft.cli.signals import InterruptSignals
 
 # name -> (module, attribute, one-line help). Help is duplicated here so that
 # `stagecraft --help` does not import every command module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "build": ("stagecraft.cli.commands.build", "build", "Build the release images locally."),
+    "completion": (
+        "stagecraft.cli.commands.completion",
+        "completion",
+        "Print the shell completion script for bash, zsh or fish.",
+    ),
     "ci": (
         "stagecraft.cli.commands.ci",
         "ci",
@@ -88,7 +98,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     """A group whose subcommands are imported only when invoked."""
 
     def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]], **kwargs: Any) -> None:
@@ -112,6 +122,17 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names with their help from the table (nothing imported), then options."""
+        from click.shell_completion import CompletionItem
+
+        items = [
+            CompletionItem(name, help=self.lazy[name][2])
+            for name in sorted(self.lazy)
+            if name.startswith(incomplete)
+        ]
+        return items + click.Command.shell_complete(self, ctx, incomplete)
+
 
 @click.group(
     cls=LazyGroup,
@@ -119,18 +140,10 @@ class LazyGroup(click.Group):
     context_settings=CONTEXT_SETTINGS,
     help="Run a Docker Compose app locally and deploy it to servers over SSH with zero downtime.",
 )
-@click.version_option(__version__, "-V", "--version", prog_name="stagecraft")
 @global_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     ctx.ensure_object(AppContext)
-
-
-def _finish_setup(app: AppContext) -> None:
-    from stagecraft import log
-
-    apply_env_fallbacks(app)
-    log.configure(stream=sys.stderr, fmt=app.log_format, verbose=app.verbose, quiet=app.quiet)
 
 
 @cli.result_callback()
@@ -145,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting (tests use this)."""
+    instruction = completion.completion_request()
+    if instruction is not None:
+        return completion.answer(cli, instruction)
     from stagecraft.cli.signals import interrupts_like_ctrl_c
 
     # SIGTERM and SIGHUP (CI cancelling, `timeout`, a closed terminal) stop the
@@ -161,7 +177,7 @@ def _run(argv: list[str] | None, signals: InterruptSignals) -> int:
         with cli.make_context(
             "stagecraft", list(sys.argv[1:] if argv is None else argv), obj=app
         ) as ctx:
-            _finish_setup(app)
+            app.finish_setup()
             cli.invoke(ctx)
         return ExitCode.OK
     except click.exceptions.Exit as exc:

@@ -31,6 +31,7 @@ from stagecraft.compose.extension import XStagecraft
 from stagecraft.config.durations import parse_duration
 from stagecraft.errors import ConfigError, ExitCode, PrerequisiteMissing, StagecraftError
 from stagecraft.log import event
+from stagecraft.suggest import suggestion
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,8 @@ class ComposeProject:
         except KeyError:
             known = ", ".join(sorted(self.services)) or "none"
             raise ComposeError(
-                f"{self.display_name}: no service '{name}'", hint=f"services: {known}"
+                f"{self.display_name}: no service '{name}'{suggestion(name, self.services, n=3)}",
+                hint=f"services: {known}",
             ) from None
 
 

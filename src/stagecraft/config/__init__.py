@@ -11,12 +11,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stagecraft.config.loader import LoadedConfig, find_config, load_config, load_project
+    from stagecraft.config.loader import LoadedConfig, load_config, load_project
+    from stagecraft.config.locate import find_config
     from stagecraft.config.models import EnvironmentConfig, StagecraftConfig
 
 _EXPORTS = {
     "LoadedConfig": "stagecraft.config.loader",
-    "find_config": "stagecraft.config.loader",
+    "find_config": "stagecraft.config.locate",
     "load_config": "stagecraft.config.loader",
     "load_project": "stagecraft.config.loader",
     "EnvironmentConfig": "stagecraft.config.models",

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from stagecraft.compose.model import ComposeProject
 from stagecraft.config.document import Document, Path_
-from stagecraft.config.issues import suggestion
 from stagecraft.config.models import EnvironmentConfig, StagecraftConfig
+from stagecraft.suggest import suggestion
 
 NAME_CUTOFF = 0.75
 """How close a misspelt service or role name must be to suggest the real one."""

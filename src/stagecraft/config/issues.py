@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from stagecraft.config.document import Document, Path_, describe
+from stagecraft.suggest import closest, suggestion
 
 _EXPECTED = {
     "dict_type": "a mapping",
@@ -38,22 +38,6 @@ _COMPARISONS = {
 }
 
 
-def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
-    """The candidate closest to ``word``, if any is close enough."""
-    matches = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=cutoff)
-    return matches[0] if matches else None
-
-
-def suggestion(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
-    """`` (did you mean 'x'?)`` or an empty string.
-
-    Keys come from a small fixed vocabulary; names the user chose (services,
-    roles) deserve a stricter ``cutoff`` to avoid silly suggestions.
-    """
-    match = did_you_mean(word, candidates, cutoff)
-    return f" (did you mean '{match}'?)" if match else ""
-
-
 def report_validation_error(
     doc: Document,
     error: ValidationError,
@@ -70,8 +54,7 @@ def report_validation_error(
     for details in errors:
         if details["type"] == "extra_forbidden":
             loc = details["loc"]
-            match = did_you_mean(str(loc[-1]), _allowed_keys(root, loc[:-1]))
-            if match:
+            for match in closest(str(loc[-1]), _allowed_keys(root, loc[:-1])):
                 misspelt.add((*loc[:-1], match))
     for details in errors:
         if details["type"] == "missing" and tuple(details["loc"]) in misspelt:
@@ -114,9 +97,9 @@ def _message(
     if kind == "extra_forbidden":
         key = str(loc[-1])
         allowed = _allowed_keys(root, loc[:-1])
-        match = did_you_mean(key, allowed)
-        if match:
-            return f"unknown key '{key}' (did you mean '{match}'?)", None
+        near = suggestion(key, allowed)
+        if near:
+            return f"unknown key '{key}'{near}", None
         hint = f"known keys: {', '.join(allowed)}" if allowed else None
         return f"unknown key '{key}'", hint
     if kind in _EXPECTED:

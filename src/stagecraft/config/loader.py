@@ -33,19 +33,17 @@ from stagecraft.compose.model import (
     discover_compose_file,
     load_compose,
 )
-from stagecraft.config.checks import check_compose_services, check_semantics
+from stagecraft.config.checks import check_compose_services, check_semantics, service_references
 from stagecraft.config.document import Document, Path_, display_path, parse_document, render_path
 from stagecraft.config.interpolate import interpolate_tree
 from stagecraft.config.issues import report_validation_error
-from stagecraft.config.models import EnvironmentConfig, StagecraftConfig
+from stagecraft.config.locate import INIT_HINT, find_config
+from stagecraft.config.models import EnvironmentConfig, HostConfig, StagecraftConfig
 from stagecraft.config.provider_blocks import check_provider_blocks
-from stagecraft.errors import ConfigError, ConfigIssue, ConfigNotFound, UsageError
+from stagecraft.errors import ConfigError, ConfigIssue, ConfigNotFound, UnknownName
 from stagecraft.log import event
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILENAMES = ("stagecraft.yml", "stagecraft.yaml")
-INIT_HINT = "run `stagecraft init` to create one, or pass --config PATH"
 
 
 @dataclass(frozen=True)
@@ -69,14 +67,46 @@ class LoadedConfig:
         return 0
 
     def environment(self, name: str) -> EnvironmentConfig:
-        """The environment ``name``; UsageError listing the known ones otherwise."""
+        """The environment ``name``; UnknownName listing and suggesting the known ones otherwise."""
         try:
             return self.config.environments[name]
         except KeyError:
-            raise UsageError(
-                f"unknown environment '{name}'; known: {_known(self.config)}",
+            raise UnknownName(
+                "environment",
+                name,
+                list(self.config.environments),
                 hint=f"add it under `environments:` in {display_path(self.path)}",
             ) from None
+
+    def host(self, env: str, name: str) -> HostConfig:
+        """Host ``name`` of environment ``env``; UnknownName suggesting the closest otherwise."""
+        environment = self.environment(env)
+        try:
+            return environment.hosts[name]
+        except KeyError:
+            raise UnknownName(
+                "host",
+                name,
+                list(environment.hosts),
+                where=f"environment {env}",
+                hint=f"hosts are listed under `environments.{env}.hosts` in "
+                f"{display_path(self.path)}",
+            ) from None
+
+    def check_service(self, name: str) -> None:
+        """UnknownName, suggesting the closest, unless ``name`` is a compose service.
+
+        The compose model decides when it is loaded; otherwise the services
+        that ``stagecraft.yml`` names (roles, routes, dev infra, databases).
+        """
+        if self.compose is not None:
+            known = sorted(self.compose.services)
+            where = self.compose.display_name
+        else:
+            known = sorted({service for _, service in service_references(self.config)})
+            where = display_path(self.path)
+        if name not in known:
+            raise UnknownName("service", name, known, where=where)
 
     def compose_files(self) -> list[Path]:
         """The compose file(s) of the project: ``compose:`` or Compose's default discovery."""
@@ -84,31 +114,6 @@ class LoadedConfig:
             return [self.root / name for name in self.config.compose]
         found = discover_compose_file(self.root)
         return [found] if found else []
-
-
-def find_config(explicit: Path | None = None, cwd: Path | None = None) -> Path:
-    """The ``stagecraft.yml`` to use: ``explicit``, else the nearest in ``cwd`` or a parent."""
-    start = (cwd or Path.cwd()).absolute()
-    if explicit is not None:
-        path = explicit if explicit.is_absolute() else start / explicit
-        if path.is_dir():
-            for name in CONFIG_FILENAMES:
-                if (path / name).is_file():
-                    return path / name
-            raise ConfigNotFound(
-                f"no stagecraft.yml in {display_path(path, start)}", hint=INIT_HINT
-            )
-        if not path.is_file():
-            raise ConfigNotFound(
-                f"config file {display_path(path, start)} not found", hint=INIT_HINT
-            )
-        return path
-    for directory in (start, *start.parents):
-        for name in CONFIG_FILENAMES:
-            candidate = directory / name
-            if candidate.is_file():
-                return candidate
-    raise ConfigNotFound(f"no stagecraft.yml in {start} or any parent directory", hint=INIT_HINT)
 
 
 def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -227,10 +232,6 @@ def _load_compose(
 
 def _is_list(loaded: LoadedConfig) -> bool:
     return isinstance(loaded.data.get("compose"), list)
-
-
-def _known(config: StagecraftConfig) -> str:
-    return ", ".join(config.environments) or "none (add an `environments:` section)"
 
 
 def _error(doc: Document) -> ConfigError:

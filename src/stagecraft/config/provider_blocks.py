@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from stagecraft.config.document import Document, Path_
-from stagecraft.config.issues import report_validation_error, suggestion
+from stagecraft.config.issues import report_validation_error
 from stagecraft.errors import ProviderError
 from stagecraft.providers.base import Provider, registry
+from stagecraft.suggest import suggestion
 
 SELECTIONS: dict[str, str] = {
     "backend": "backend",

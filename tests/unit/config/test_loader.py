@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stagecraft.config.loader import LoadedConfig, find_config, load_config, load_project
+from stagecraft.config.loader import LoadedConfig, load_config, load_project
+from stagecraft.config.locate import find_config
 from stagecraft.config.models import DevRoute
 from stagecraft.errors import ConfigError, ConfigNotFound, UsageError
 

@@ -39,7 +39,7 @@ CASES: dict[str, tuple[dict[str, Any], list[CiEnvironment]]] = {
             "branches": {"staging": "main", "production": "release/v1"},
             "test_command": "npm ci && npm test -- --reporter=dot",
             "python_version": "3.11",
-            "stagecraft_spec": "stagecraft==1.2.0",
+            "stagecraft_spec": "stagecraft-cli==1.2.0",
         },
         ENVIRONMENTS,
     ),
@@ -72,7 +72,7 @@ def test_workflow_parses_with_the_expected_keys() -> None:
     assert list(doc["jobs"]) == ["test", "deploy-preview", "deploy-production", "deploy-staging"]
     test_steps = [s.get("run") for s in doc["jobs"]["test"]["steps"]]
     assert test_steps[-3:] == [
-        "pipx install stagecraft==1.2.0",
+        "pipx install stagecraft-cli==1.2.0",
         "stagecraft config validate",
         "npm ci && npm test -- --reporter=dot",
     ]

@@ -45,7 +45,7 @@ def test_builtins_are_found_through_entry_points(kind: str) -> None:
         doc = cls.__doc__ or ""
         assert cls.summary() and "Example" in doc and ">>>" in doc, f"{kind}/{provider_id}"
     origins = {info.id: info.origin for info in reg.infos()}
-    assert all(origins[i] == "stagecraft" for i in ids)
+    assert all(origins[i] == "stagecraft-cli" for i in ids)
 
 
 def test_every_kind_has_a_registry() -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 from stagecraft.cli.context import AppContext, global_options, pass_app
+from stagecraft.cli.groups import Group
 
 
-@click.group(help="Continuous integration: generate the workflow that tests and deploys.")
+@click.group(
+    cls=Group, help="Continuous integration: generate the workflow that tests and deploys."
+)
 @global_options
 def ci() -> None:
     pass

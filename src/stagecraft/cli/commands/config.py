@@ -7,9 +7,10 @@ import json
 import click
 
 from stagecraft.cli.context import AppContext, global_options, pass_app
+from stagecraft.cli.groups import Group
 
 
-@click.group(help="Validate, show or export the schema of stagecraft.yml.")
+@click.group(cls=Group, help="Validate, show or export the schema of stagecraft.yml.")
 @global_options
 def config() -> None:
     pass

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stagecraft.cli.context import AppContext, global_options, pass_app
+from stagecraft.cli.groups import Group
 
 if TYPE_CHECKING:
     from stagecraft.dev.logprefix import LinePrefixer
@@ -33,7 +34,7 @@ https://app.<domain>:8443.
 HOSTS_FILE_ENV = "STAGECRAFT_HOSTS_FILE"
 
 
-@click.group(help=HELP, invoke_without_command=True)
+@click.group(cls=Group, help=HELP, invoke_without_command=True)
 @click.option("--down", is_flag=True, help="On exit, remove the infra containers and networks.")
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations.")
 @click.option(

@@ -52,10 +52,10 @@ def _render_text(app: AppContext, report: object) -> None:
             out.print(f"      fix: {escape(check.fix)}")
     if report.providers:
         out.print("[bold]providers found[/bold]")
+        origin_width = max(len(info.origin) for info in report.providers)
         for info in report.providers:
-            out.print(
-                f"  {info.kind:<9} {info.id:<13} {escape(info.origin):<12} {escape(info.summary)}"
-            )
+            origin = escape(info.origin.ljust(origin_width))
+            out.print(f"  {info.kind:<9} {info.id:<13} {origin} {escape(info.summary)}")
     failed = report.failed
     if failed:
         out.result(f"{len(failed)} check(s) failed: " + ", ".join(c.name for c in failed))

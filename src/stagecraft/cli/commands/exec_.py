@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from stagecraft.cli.completion import complete_hosts, complete_services
 from stagecraft.cli.context import AppContext, global_options, pass_app
 
 HELP = """Run COMMAND in a running container of SERVICE on --env (the first host that runs
@@ -16,9 +17,11 @@ Put the command after `--`.
 
 
 @click.command("exec", help=HELP, context_settings={"ignore_unknown_options": True})
-@click.argument("service")
+@click.argument("service", shell_complete=complete_services)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.option("--host", "host_name", metavar="HOST", help="Run on this host.")
+@click.option(
+    "--host", "host_name", metavar="HOST", shell_complete=complete_hosts, help="Run on this host."
+)
 @global_options
 @pass_app
 def exec_(app: AppContext, service: str, command: tuple[str, ...], host_name: str | None) -> None:
@@ -29,6 +32,9 @@ def exec_(app: AppContext, service: str, command: tuple[str, ...], host_name: st
 
     env = app.require_env()
     loaded = app.load_config()
+    loaded.check_service(service)  # unknown names get the closest known ones
+    if host_name is not None:
+        loaded.host(env, host_name)
     hosts = service_hosts(loaded, env, service, host_name)
     try:
         target = find_exec_target(

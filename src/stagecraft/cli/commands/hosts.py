@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from stagecraft.cli.context import AppContext, global_options, pass_app
+from stagecraft.cli.groups import Group
 
 
-@click.group(help="Prepare and inspect the hosts of an environment.")
+@click.group(cls=Group, help="Prepare and inspect the hosts of an environment.")
 @global_options
 def hosts() -> None:
     pass

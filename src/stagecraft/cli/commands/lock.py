@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stagecraft.cli.context import AppContext, global_options, pass_app
+from stagecraft.cli.groups import Group
 
 if TYPE_CHECKING:
     from stagecraft.deploy.lock import LockInfo
     from stagecraft.runtime.ssh import SSHHost
 
 
-@click.group(help="Inspect or break the deploy lock of an environment (on its primary host).")
+@click.group(
+    cls=Group, help="Inspect or break the deploy lock of an environment (on its primary host)."
+)
 @global_options
 def lock() -> None:
     pass

@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, NoReturn
 
 import click
 
+from stagecraft.cli.completion import complete_hosts, complete_services
 from stagecraft.cli.context import AppContext, global_options, pass_app
 
 if TYPE_CHECKING:
@@ -26,11 +27,13 @@ Exits 5 when a host cannot be reached (after showing the others' logs).
 
 
 @click.command(help=HELP)
-@click.argument("service")
+@click.argument("service", shell_complete=complete_services)
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new lines until Ctrl-C.")
 @click.option("--since", metavar="WHEN", help="Only lines newer than a duration or a time.")
 @click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Last N lines per container.")
-@click.option("--host", "host_name", metavar="HOST", help="Only this host.")
+@click.option(
+    "--host", "host_name", metavar="HOST", shell_complete=complete_hosts, help="Only this host."
+)
 @click.option("-t", "--timestamps", is_flag=True, help="Show Docker's timestamp on each line.")
 @global_options
 @pass_app
@@ -51,6 +54,9 @@ def logs(  # noqa: PLR0917 (click passes every option)
         since=parse_since(since) if since else None, tail=tail, timestamps=timestamps
     )
     loaded = app.load_config()
+    loaded.check_service(service)  # unknown names get the closest known ones
+    if host_name is not None:
+        loaded.host(env, host_name)
     hosts = service_hosts(loaded, env, service, host_name)
     try:
         _show(

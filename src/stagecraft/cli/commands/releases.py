@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from stagecraft.cli.context import AppContext, global_options, pass_app
+from stagecraft.cli.groups import Group
 
 if TYPE_CHECKING:
     from stagecraft.deploy.ledger import History, Release
@@ -18,7 +19,7 @@ cannot be reached are reported; the listing shows what the others recorded.
 """
 
 
-@click.group(invoke_without_command=True, help=HELP)
+@click.group(cls=Group, invoke_without_command=True, help=HELP)
 @global_options
 @pass_app
 @click.pass_context

@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 from stagecraft.cli.context import AppContext, global_options, pass_app
+from stagecraft.cli.groups import Group
 
 
-@click.group(help="Work with an environment's secrets (names only; values are never shown).")
+@click.group(
+    cls=Group, help="Work with an environment's secrets (names only; values are never shown)."
+)
 @global_options
 def secrets() -> None:
     pass

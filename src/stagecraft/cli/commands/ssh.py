@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from stagecraft.cli.completion import complete_hosts
 from stagecraft.cli.context import AppContext, global_options, pass_app
 
 HELP = """Open a shell on HOST of --env, or run COMMAND there (after `--`; its words are
@@ -14,7 +15,7 @@ The exit code is ssh's: the command's, or 255 when ssh cannot connect.
 
 
 @click.command(help=HELP, context_settings={"ignore_unknown_options": True})
-@click.argument("host_name", metavar="HOST")
+@click.argument("host_name", metavar="HOST", shell_complete=complete_hosts)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @global_options
 @pass_app
@@ -22,13 +23,13 @@ def ssh(app: AppContext, host_name: str, command: tuple[str, ...]) -> None:
     import os
     import sys
 
-    from stagecraft.deploy.ops_shell import check_host, ssh_argv
+    from stagecraft.deploy.ops_shell import ssh_argv
     from stagecraft.deploy.state_layout import environment_hosts
 
     env = app.require_env()
     loaded = app.load_config(compose=False)
     environment = loaded.environment(env)
-    check_host(environment, env, host_name)
+    loaded.host(env, host_name)  # an unknown name is answered with the closest known ones
     host = next(h for h in environment_hosts(environment) if h.name == host_name)
     argv = ssh_argv(host, list(command), tty=sys.stdin.isatty())
     sys.stdout.flush()

@@ -26,7 +26,7 @@ class GitHubCIConfig(ProviderConfig):
     branches: dict[str, Annotated[str, Field(pattern=BRANCH)]] = Field(default_factory=dict)
     python_version: str = Field(default="3.12", pattern=r"^3\.\d+$")
     test_command: str | None = None
-    stagecraft_spec: str = "stagecraft"
+    stagecraft_spec: str = "stagecraft-cli"
     runs_on: str = "ubuntu-latest"
     ssh_key_secret: Annotated[str, Field(pattern=SECRET)] = "STAGECRAFT_SSH_KEY"
     known_hosts_secret: Annotated[str, Field(pattern=SECRET)] = "STAGECRAFT_KNOWN_HOSTS"
@@ -51,8 +51,9 @@ class GitHubCI(CIProvider):
     - ``python_version``: for installing Stagecraft (default ``3.12``).
     - ``test_command``: the project's tests, one shell line (e.g. ``npm test``);
       the test job always runs ``stagecraft config validate``.
-    - ``stagecraft_spec``: what ``pipx install`` installs (default ``stagecraft``;
-      pin it, e.g. ``stagecraft==1.2.0``).
+    - ``stagecraft_spec``: what ``pipx install`` installs (default
+      ``stagecraft-cli``, the distribution that provides the ``stagecraft``
+      command; pin it, e.g. ``stagecraft-cli==1.2.0``).
     - ``runs_on``: the runner label (default ``ubuntu-latest``).
     - ``ssh_key_secret`` / ``known_hosts_secret``: the repository secrets
       holding the deploy SSH private key and the hosts' ``known_hosts`` lines

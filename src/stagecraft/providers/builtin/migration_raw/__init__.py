@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from stagecraft import log
-from stagecraft.errors import PrerequisiteMissing
+from stagecraft.errors import REINSTALL_HINT, PrerequisiteMissing
 from stagecraft.providers.base import ProviderConfig
 from stagecraft.providers.builtin.migration_raw.files import SqlMigration, checksum, discover
 from stagecraft.providers.builtin.migration_raw.sql import Statement, split_sql
@@ -191,7 +191,7 @@ def _psycopg() -> Any:
     except ImportError:
         raise PrerequisiteMissing(
             "the raw migration engine needs psycopg, which is not installed",
-            hint="pip install 'psycopg[binary]>=3.1,<4' into Stagecraft's environment",
+            hint=f"{REINSTALL_HINT} (psycopg[binary] is one of them)",
         ) from None
     return psycopg
 
