@@ -12,6 +12,7 @@ when one is configured, the result says so for every host instead of pretending.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,11 +126,31 @@ def bootstrap(
             "hosts are reached at their configured addresses",
         )
     hosts = environment_hosts(environment, options)
+    shipping = ship_proxy_image(hosts, proxy.image, parallel=environment.deploy.parallel)
 
     def run(host: SSHHost) -> HostReady:
         try:
+            if host.name in shipping:
+                raise shipping[host.name]
             return bootstrap_host(host, project, env, proxy, notes)
         finally:
             host.close()
 
     return fan_out(hosts, run, name=lambda h: h.name, parallel=environment.deploy.parallel)
+
+
+def ship_proxy_image(
+    hosts: Sequence[SSHHost], image: str, *, parallel: int
+) -> dict[str, BaseException]:
+    """Send the proxy image to hosts that lack it when the local daemon has it; their errors.
+
+    A fleet that cannot pull ``caddy:2`` (no registry access) still gets its proxy;
+    without a local copy each host pulls it as before.
+    """
+    from stagecraft.deploy import ship
+    from stagecraft.deploy.build import image_exists
+
+    if not hosts or not image_exists(image):
+        return {}
+    result = ship.ship_over_ssh_many([(h, [image]) for h in hosts], parallel=parallel)
+    return {o.name: o.error for o in result.outcomes if o.error is not None}

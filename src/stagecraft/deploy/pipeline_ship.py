@@ -22,7 +22,7 @@ from stagecraft.deploy import ship
 from stagecraft.deploy.build import built_services, image_exists
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.rollout_result import HostJob, run_jobs
-from stagecraft.deploy.ship import RegistryTarget
+from stagecraft.deploy.ship import RegistryTarget, layers
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 
@@ -45,6 +45,10 @@ def ship_jobs(
     wanted = images_to_ship(loaded, environment, release, live, environ)
     target = registry_target(environment, release, secrets)
     if target is None:
+        proxy = proxy_image(loaded, environment, release, environ)
+        for job in live:
+            if proxy is not None and serves_routes(environment, job):
+                wanted[job.name] = sorted({*wanted[job.name], proxy})
         _ship_over_ssh([j for j in live if wanted[j.name]], wanted, environment, say)
         return
     pushing = sorted({image for images in wanted.values() for image in images})
@@ -73,20 +77,54 @@ def _ship_over_ssh(
     environment: EnvironmentConfig,
     say: Say,
 ) -> None:
-    """Stream what each host lacks; hosts lacking the same images share one export."""
+    """Send each host the layers it lacks, all from one local export."""
+    progress = _progress(say) if say_live() else None
     try:
-        ids = ship.local_image_ids(sorted({i for j in jobs for i in wanted[j.name]}))
-    except StagecraftError as exc:
+        result = ship.ship_over_ssh_many(
+            [(j.host, wanted[j.name]) for j in jobs],
+            parallel=environment.deploy.parallel,
+            progress=progress,
+        )
+    except StagecraftError as exc:  # the local export (or a missing local image)
         for job in jobs:
             job.fail(exc)
         return
-    wants = [(j.host, {image: ids[image] for image in wanted[j.name]}) for j in jobs]
-    result = ship.ship_over_ssh_many(wants, parallel=environment.deploy.parallel)
     for job, outcome in zip(jobs, result.outcomes, strict=True):
         if outcome.error is not None:
             job.fail(outcome.error)
+            continue
+        assert outcome.value is not None
+        transfer = outcome.value.transfer
+        job.shipped = {
+            "sent": list(outcome.value.sent),
+            "tagged": list(outcome.value.tagged),
+            "skipped": list(outcome.value.skipped),
+            **({"transfer": transfer.to_json()} if transfer is not None else {}),
+        }
+        if transfer is not None:
+            say(job.name, layers.describe(transfer))
         else:
             say(job.name, f"images on host ({len(wanted[job.name])})")
+
+
+def say_live() -> bool:
+    """Whether transfers report progress as they go (stderr is a terminal)."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _progress(say: Say) -> layers.Progress:
+    def show(host: str, sending: layers.Sending) -> None:
+        if sending.finished is None:
+            mb = sending.bytes / 1e6
+            say(
+                host,
+                f"shipping: {sending.layers}/{sending.layers_total} layer(s), {mb:.1f} MB sent "
+                f"({sending.rate / 1e6:.1f} MB/s)",
+            )
+
+    return show
 
 
 def images_to_ship(
@@ -115,6 +153,26 @@ def images_to_ship(
                 images.add(image)
         wanted[job.name] = sorted(images)
     return wanted
+
+
+def proxy_image(
+    loaded: LoadedConfig,
+    environment: EnvironmentConfig,
+    release: Release,
+    environ: Mapping[str, str] | None,
+) -> str | None:
+    """The edge proxy's image when the local daemon has it (then it ships like the app's)."""
+    from stagecraft.deploy.bootstrap import proxy_options
+
+    if not environment.routes or release.env is None:
+        return None
+    image = proxy_options(loaded, release.env).image
+    return image if image_exists(image, environ) else None
+
+
+def serves_routes(environment: EnvironmentConfig, job: HostJob) -> bool:
+    """Whether ``job``'s host runs a routed service (so it runs the edge proxy)."""
+    return any(r.service in job.rendered.services for r in environment.routes.values())
 
 
 def registry_target(

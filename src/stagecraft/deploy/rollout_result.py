@@ -38,12 +38,14 @@ class HostResult:
     services: tuple[ServiceOutcome, ...] = ()
     error: str | None = None
     exit_code: ExitCode = ExitCode.OK
+    shipped: dict[str, Any] | None = None  # what shipping sent it (bytes, layers, images)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "host": self.host,
             "outcome": self.outcome,
             "error": self.error,
+            "shipped": self.shipped,
             "services": [
                 {"service": s.service, "action": s.action, "outcome": s.outcome, "error": s.error}
                 for s in self.services
@@ -119,6 +121,7 @@ class HostJob:
     error: str | None = None
     exit_code: ExitCode = ExitCode.OK
     interrupted: bool = False
+    shipped: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -156,6 +159,7 @@ def host_result(job: HostJob) -> HostResult:
         tuple(job.outcomes),
         job.error,
         job.exit_code,
+        job.shipped,
     )
 
 

@@ -194,6 +194,62 @@ def _collect(
     return result
 
 
+@contextmanager
+def reading(
+    argv: Sequence[str],
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    hint: str | None = None,
+) -> Iterator[IO[bytes]]:
+    """Run ``argv`` and give its stdout to the block as a stream (``docker save``).
+
+    When the block read the stream to its end, a non-zero exit raises
+    :class:`CommandFailed` with stderr; when it stopped early or raised, the
+    process group is stopped and nothing more is said. The process belongs to
+    the current :func:`cancel_scope`.
+    """
+    argv = tuple(str(a) for a in argv)
+    log.event(logger, logging.DEBUG, f"$ {shlex.join(argv)} |", phase="run")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **(extra_env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise PrerequisiteMissing(f"`{argv[0]}` is not installed or not on PATH") from None
+    errors: list[bytes] = []
+    pump = threading.Thread(target=_pump, args=(proc.stderr, errors, "stderr", None), daemon=True)
+    pump.start()
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope.register(proc)
+    assert proc.stdout is not None
+    try:
+        yield proc.stdout
+        if proc.stdout.read(BLOCK_PEEK):  # the caller stopped before the end
+            kill_group(proc, grace=0.5)
+            return
+        returncode = proc.wait()
+        pump.join()
+        if returncode != 0:
+            stderr = b"".join(errors).decode(errors="replace")
+            raise CommandFailed(argv, returncode, stderr, hint=hint)
+    except BaseException:
+        kill_group(proc, grace=0.5)
+        raise
+    finally:
+        proc.stdout.close()
+        if scope is not None:
+            scope.unregister(proc)
+
+
+BLOCK_PEEK = 1 << 16
+
+
 def kill_group(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
     """SIGTERM the process group of ``proc``, then SIGKILL it after ``grace`` seconds."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from stagecraft.deploy import ship
-from stagecraft.deploy.ship import Decision, RegistryTarget, ShipError
-from stagecraft.errors import CommandFailed
+from stagecraft.deploy.ship import Decision, RegistryTarget, ShipError, layers
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.testing.fakes import FakeRunner, FakeSSHHost
 
@@ -38,21 +38,82 @@ def test_remote_state_parses_the_inspect_script() -> None:
     assert "'shop/api:v2 sha256:aaa'" in host.commands[0]
 
 
-def test_ship_over_ssh_sends_nothing_when_the_host_has_everything() -> None:
-    host = FakeSSHHost("web-1").expect(
-        re.compile("inspect"),
-        stdout="".join(f"{tag} {iid} 1\n" for tag, iid in LOCAL.items()),
+A, B, C = ("sha256:" + c * 64 for c in "abc")
+IMAGES = {
+    "shop/api:v2": layers.LocalImage("shop/api:v2", "sha256:aaa", (A, B)),
+    "shop/web:v2": layers.LocalImage("shop/web:v2", "sha256:bbb", (A, C)),
+}
+
+
+def _state(tags: dict[str, str], images: dict[str, tuple[str, ...]]) -> str:
+    lines = ["V 20.10.24", 'D overlay2 [["Backing Filesystem","extfs"]]']
+    lines += [f"T {tag} {image_id}" for tag, image_id in tags.items()]
+    lines += [f"L {image_id} {' '.join(diffs)} " for image_id, diffs in images.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_state_script_output_is_parsed() -> None:
+    has = layers.parse_host_images(
+        _state({"shop/api:v2": "sha256:aaa", "shop/web:v2": "-"}, {"sha256:aaa": (A, B)})
     )
-    shipment = ship.ship_over_ssh(host, LOCAL)
-    assert shipment.sent == () and shipment.bytes_sent == 0
-    assert shipment.skipped == tuple(LOCAL) and len(host.commands) == 1
+    assert has.version == "20.10.24" and not has.containerd_store
+    assert has.tags == {"shop/api:v2": "sha256:aaa", "shop/web:v2": None}
+    assert has.ids == {"sha256:aaa"} and has.chains == set(layers.chain_ids((A, B)))
+    containerd = layers.parse_host_images(
+        'V 27.0.1\nD overlayfs [["driver-type","io.containerd.snapshotter.v1"]]\n'
+    )
+    assert containerd.containerd_store
 
 
-def test_ship_over_ssh_tags_an_image_the_host_has_under_another_name() -> None:
-    host = FakeSSHHost("web-1").expect(re.compile("inspect"), stdout="shop/api:v2 - 1\n")
-    host.expect("docker tag sha256:aaa shop/api:v2")
-    shipment = ship.ship_over_ssh(host, {"shop/api:v2": "sha256:aaa"})
-    assert shipment.tagged == ("shop/api:v2",) and shipment.sent == ()
+def test_a_host_gets_only_the_layers_it_lacks() -> None:
+    host = FakeSSHHost("web-1")
+    # It runs api (layers A, B); web shares A and adds C.
+    has = layers.parse_host_images(_state({"shop/api:v2": "sha256:aaa"}, {"sha256:aaa": (A, B)}))
+    need = layers.need(host, IMAGES, has)
+    assert need.send == ("shop/web:v2",) and need.skip == ("shop/api:v2",)
+    assert need.chains == {layers.chain_ids((A, C))[1]} and need.kept == 1
+    assert need.whole is None
+
+
+def test_a_layer_under_another_parent_is_not_counted_as_had() -> None:
+    host = FakeSSHHost("web-1")
+    has = layers.parse_host_images(_state({}, {"sha256:zzz": (C,)}))  # C alone, at the bottom
+    need = layers.need(host, {"shop/web:v2": IMAGES["shop/web:v2"]}, has)
+    assert need.chains == set(layers.chain_ids((A, C))) and need.kept == 0
+
+
+def test_an_image_the_host_has_under_another_name_is_tagged_not_sent() -> None:
+    has = layers.parse_host_images(_state({"shop/api:v2": "-"}, {"sha256:aaa": (A, B)}))
+    need = layers.need(FakeSSHHost("web-1"), {"shop/api:v2": IMAGES["shop/api:v2"]}, has)
+    assert need.tag == ("shop/api:v2",) and need.send == () and need.chains == frozenset()
+
+
+def test_a_containerd_image_store_gets_whole_images_and_says_why() -> None:
+    has = layers.parse_host_images(
+        'V 27.0.1\nD overlayfs [["driver-type","io.containerd.snapshotter.v1"]]\n'
+    )
+    need = layers.need(FakeSSHHost("web-1"), IMAGES, has)
+    assert need.whole is not None and "containerd image store" in need.whole
+
+
+def test_ship_over_ssh_sends_nothing_when_the_host_has_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inspect = [
+        {"Id": image.id, "RootFS": {"Layers": list(image.layers)}} for image in IMAGES.values()
+    ]
+    runner = FakeRunner().expect(re.compile("docker image inspect"), stdout=json.dumps(inspect))
+    monkeypatch.setattr("stagecraft.deploy.ship.layers.process.run", runner)
+    host = FakeSSHHost("web-1").expect(
+        re.compile("docker version"),
+        stdout=_state(
+            {"shop/api:v2": "sha256:aaa", "shop/web:v2": "sha256:bbb"},
+            {"sha256:aaa": (A, B), "sha256:bbb": (A, C)},
+        ),
+    )
+    shipment = ship.ship_over_ssh(host, list(IMAGES))
+    assert shipment.sent == () and shipment.bytes_sent == 0 and shipment.transfer is None
+    assert shipment.skipped == tuple(IMAGES) and len(host.commands) == 1
 
 
 def test_local_images_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,37 +161,3 @@ def test_pull_on_host_logs_in_with_stdin_and_pulls_only_what_is_missing() -> Non
     pull = host.calls[1]
     assert pull.input == b"tok-123456" and "tok-123456" not in pull.line
     assert pull.line.endswith("r:5000/api:v2")
-
-
-def test_without_gnu_tee_each_host_gets_its_own_export(monkeypatch: pytest.MonkeyPatch) -> None:
-    """macOS's tee has no -p: one broken host pipe would stop the others, so no sharing."""
-    from stagecraft.deploy import ship_stream
-
-    runner = FakeRunner().expect(re.compile(r"^bash -c "), times=None)
-    monkeypatch.setattr("stagecraft.deploy.ship_stream.process.run", runner)
-    monkeypatch.setattr(ship_stream, "tee_splits", lambda: False)
-    hosts = [FakeSSHHost("web-1", "192.0.2.1"), FakeSSHHost("web-2", "192.0.2.2")]
-
-    ship_stream.stream_to_hosts(hosts, ["shop/api:v2"])
-
-    scripts = [call.argv[2] for call in runner.calls]
-    assert len(scripts) == 2 and all("| tee " in s and "tee -p" not in s for s in scripts)
-    assert sorted("192.0.2.1" in script for script in scripts) == [False, True]  # one each
-
-
-def test_hosts_lacking_the_same_images_share_one_teed_export(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from stagecraft.deploy import ship_stream
-
-    runner = FakeRunner().expect(re.compile(r"^bash -c "))
-    monkeypatch.setattr("stagecraft.deploy.ship_stream.process.run", runner)
-    monkeypatch.setattr(ship_stream, "tee_splits", lambda: True)
-    hosts = [FakeSSHHost("web-1", "192.0.2.1"), FakeSSHHost("web-2", "192.0.2.2")]
-
-    sent = ship_stream.stream_to_hosts(hosts, ["shop/api:v2"])
-
-    (script,) = [call.argv[2] for call in runner.calls]
-    assert script.count('docker save "$@"') == 1 and "tee -p" in script
-    assert script.count("docker load") == 2
-    assert all(isinstance(value, CommandFailed) for value in sent.values())  # no rc files

@@ -2,16 +2,17 @@
 
 Two transfers (SPEC 6 phase 4, ``environments.<e>.images.transfer``):
 
-- ``ssh`` (no registry): per host, compare image IDs (local ``docker image
-  inspect`` vs the host's) and stream only what the host lacks with
-  ``docker save IMG... | ssh HOST docker load`` (no temporary files). An image
-  the host has under another name is only tagged there; one it has is skipped.
+- ``ssh`` (no registry): per host, one round trip learns its images and their
+  layers; an image it has is skipped, one it has under another name is only
+  tagged there, and of the others it gets only the layers it lacks, gzipped,
+  from one local ``docker save`` however many hosts need them
+  (:mod:`stagecraft.deploy.ship.layers`; no temporary files here).
 - ``registry``: push from the local daemon (``docker login --password-stdin``
   with a throw-away ``DOCKER_CONFIG``, so credentials never persist or reach a
   command line), then each host logs in the same way and pulls what it lacks.
 
 The result is a value: per host, which images were sent, tagged or skipped and
-how many bytes were streamed.
+how many bytes (and layers) went over the wire.
 
 Example::
 
@@ -32,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stagecraft import log
-from stagecraft.deploy.ship_stream import stream_to_hosts
+from stagecraft.deploy.ship import layers
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime import process
@@ -87,6 +88,7 @@ class HostShipment:
     tagged: tuple[str, ...]
     skipped: tuple[str, ...]
     bytes_sent: int
+    transfer: layers.Sending | None = None  # ssh mode: layers, bytes, time
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,16 @@ def ship(
     registry: RegistryTarget | None = None,
     parallel: int = 4,
     timeout: float | None = None,
+    progress: layers.Progress | None = None,
 ) -> ShipResult:
     """Put ``images`` (tags on the local daemon) on every host; see the module docstring."""
     wanted = list(dict.fromkeys(images))
-    local = local_image_ids(wanted)
     if registry is None:
-        group = ship_over_ssh_many([(h, local) for h in hosts], parallel=parallel, timeout=timeout)
+        group = ship_over_ssh_many(
+            [(h, wanted) for h in hosts], parallel=parallel, timeout=timeout, progress=progress
+        )
         return ShipResult("ssh", (), group)
+    local = local_image_ids(wanted)
     pushed = push(wanted, registry, timeout=timeout)
     group = fan_out(
         list(hosts),
@@ -182,67 +187,52 @@ def decide(local: Mapping[str, str], remote: Mapping[str, tuple[str | None, bool
 
 
 def ship_over_ssh_many(
-    wants: Sequence[tuple[SSHHost, Mapping[str, str]]],
+    wants: Sequence[tuple[SSHHost, Sequence[str]]],
     *,
     parallel: int = 4,
     timeout: float | None = None,
+    progress: layers.Progress | None = None,
 ) -> GroupResult[HostShipment]:
-    """Per host, the images (``tag -> local ID``) it lacks, each set exported once.
+    """Per host, the images (local tags) it lacks, layer by layer (:mod:`.layers`).
 
-    Hosts are compared in parallel; hosts that lack the same images share one
-    ``docker save`` (:func:`~stagecraft.deploy.ship_stream.stream_to_hosts`).
+    Hosts are compared in parallel; then one ``docker save`` of every image any
+    host lacks is streamed, each host getting only the layers it does not have.
     """
-    local = {host.name: images for host, images in wants}
-
-    def prepare(host: SSHHost) -> Decision:
-        decision = decide(local[host.name], remote_state(host, local[host.name]))
-        _tag_on_host(host, decision.tag, local[host.name])
-        return decision
-
+    local = layers.local_images(sorted({tag for _, tags in wants for tag in tags}))
     hosts = [host for host, _ in wants]
-    checked = fan_out(hosts, prepare, name=lambda h: h.name, parallel=parallel)
-    groups: dict[tuple[str, ...], list[SSHHost]] = {}
-    for host, outcome in zip(hosts, checked.outcomes, strict=True):
-        if outcome.value is not None and outcome.value.send:
-            groups.setdefault(outcome.value.send, []).append(host)
-    streamed = fan_out(
-        list(groups.items()),
-        lambda group: stream_to_hosts(group[1], group[0], timeout=timeout),
-        name=lambda group: ",".join(h.name for h in group[1]),
-        parallel=parallel,
+    checked = layers.needs(
+        [(host, {tag: local[tag] for tag in tags}) for host, tags in wants], parallel=parallel
     )
-    sent: dict[str, int | BaseException] = {}
-    for (_, members), streaming in zip(groups.items(), streamed.outcomes, strict=True):
-        per_host: dict[str, int | StagecraftError] = streaming.value or {}
-        for member in members:
-            sent[member.name] = streaming.error or per_host.get(member.name, 0)
-    return GroupResult(
-        tuple(
-            _shipment_outcome(host, first, sent.get(host.name, 0))
-            for host, first in zip(hosts, checked.outcomes, strict=True)
+    plans = [o.value for o in checked.outcomes if o.value is not None]
+    sent = layers.send(plans, local, progress=progress, timeout=timeout)
+    outcomes: list[Outcome[HostShipment]] = []
+    for host, first in zip(hosts, checked.outcomes, strict=True):
+        if first.value is None:
+            outcomes.append(Outcome(host.name, None, first.error, first.duration))
+            continue
+        plan = first.value
+        sending = sent.get(host.name)
+        if sending is not None and sending.error is not None:
+            outcomes.append(Outcome(host.name, None, sending.error, first.duration))
+            continue
+        shipment = HostShipment(
+            host.name,
+            plan.send,
+            plan.tag,
+            plan.skip,
+            sending.bytes if sending else 0,
+            sending,
         )
-    )
-
-
-def _shipment_outcome(
-    host: SSHHost, checked: Outcome[Decision], sent: int | BaseException
-) -> Outcome[HostShipment]:
-    """One host's outcome: its comparison's error, its stream's error, or what it got."""
-    if checked.value is None:
-        return Outcome(host.name, None, checked.error, checked.duration)
-    if isinstance(sent, BaseException):
-        return Outcome(host.name, None, sent, checked.duration)
-    decision = checked.value
-    _report(host, decision, "sent", sent)
-    shipment = HostShipment(host.name, decision.send, decision.tag, decision.skip, sent)
-    return Outcome(host.name, shipment, None, checked.duration)
+        _report(host, shipment)
+        outcomes.append(Outcome(host.name, shipment, None, first.duration))
+    return GroupResult(tuple(outcomes))
 
 
 def ship_over_ssh(
-    host: SSHHost, local: Mapping[str, str], *, timeout: float | None = None
+    host: SSHHost, images: Sequence[str], *, timeout: float | None = None
 ) -> HostShipment:
-    """Stream the images ``host`` lacks with ``docker save | ssh docker load``."""
-    outcome = ship_over_ssh_many([(host, local)], timeout=timeout).outcomes[0]
+    """Send ``host`` the layers of ``images`` it lacks (see :func:`ship_over_ssh_many`)."""
+    outcome = ship_over_ssh_many([(host, images)], timeout=timeout).outcomes[0]
     if outcome.error is not None:
         raise outcome.error
     assert outcome.value is not None
@@ -303,8 +293,9 @@ def pull_on_host(
             f'{login}for i in "$@"; do docker pull "$i" >/dev/null; done'
         )
         host.run(["sh", "-c", script, "sh", *decision.send], input=secret, timeout=timeout)
-    _report(host, decision, "pulled", 0)
-    return HostShipment(host.name, decision.send, decision.tag, decision.skip, 0)
+    shipment = HostShipment(host.name, decision.send, decision.tag, decision.skip, 0)
+    _report(host, shipment)
+    return shipment
 
 
 def registry_server(reference: str) -> str:
@@ -328,9 +319,10 @@ def _tag_on_host(host: SSHHost, images: Sequence[str], local: Mapping[str, str])
         host.docker("tag", local[image], image)
 
 
-def _report(host: SSHHost, decision: Decision, verb: str, sent: int) -> None:
-    text = (
-        f"{verb} {len(decision.send)} image(s) ({sent} bytes), tagged {len(decision.tag)}, "
-        f"skipped {len(decision.skip)}"
-    )
+def _report(host: SSHHost, shipment: HostShipment) -> None:
+    if shipment.transfer is not None:
+        text = layers.describe(shipment.transfer)
+    else:
+        text = f"pulled {len(shipment.sent)} image(s)"
+    text += f", tagged {len(shipment.tagged)}, skipped {len(shipment.skipped)}"
     log.event(logger, logging.INFO, text, host=host.name, phase="ship")

@@ -1,0 +1,583 @@
+"""Registry-less shipping at layer level: each host gets only the layers it lacks, gzipped.
+
+One round trip per host learns what it has (:func:`host_images`: its engine,
+its tags, and the chain of layers of every image on it); :func:`needs` turns
+that into, per host, the images to send, to tag, to skip, and the layer chains
+to send. Then :func:`send` runs **one** ``docker save`` of every image any host
+needs and reads it as a stream (:mod:`.archive`): each entry goes to the hosts
+that need it, compressed once as a gzip member (a gzip stream may be a
+sequence of members, which ``docker load`` reads whole), written to each host's
+``ssh HOST docker load``. A host's ``manifest.json`` lists only its images.
+After the load, the host prints the image IDs it now has; an ID that differs
+from the local one is an error for that host, never a different image.
+
+Nothing of image size is written to disk on this side; on the host, ``docker
+load`` unpacks what it receives into a temporary directory of its own (and
+removes it), and a cut stream loads nothing, so the next deploy sends the same
+layers again.
+
+When layers cannot be left out (the host's engine uses the containerd image
+store, or the archive's layer entries cannot be identified), the host gets
+whole images, with a warning saying why.
+
+Example::
+
+    local = local_images(["shop/api:3f2a9c1d0e4b"])
+    plans = needs([(web1, local), (web2, local)], parallel=4)
+    sent = send([p.value for p in plans.succeeded], local)
+    sent["web-1"].bytes          # compressed bytes on the wire to web-1
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import io
+import json
+import logging
+import queue
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from stagecraft import log
+from stagecraft.deploy.ship.archive import (
+    END_OF_ARCHIVE,
+    ArchiveError,
+    Entry,
+    TarReader,
+    chain_ids,
+    header,
+    legacy_chain,
+)
+from stagecraft.errors import CommandFailed, StagecraftError
+from stagecraft.runtime import process
+from stagecraft.runtime.fanout import GroupResult, fan_out
+from stagecraft.runtime.ssh import SSHHost
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, "Sending"], None]
+"""``progress(host, sending)``: called as bytes go out (at most every ``PROGRESS_EVERY`` s)."""
+
+LEVEL = 6  # gzip's default: the first deploy sends at most `docker save | gzip`
+CHUNK = 1 << 20
+QUEUE_CHUNKS = 16
+PROGRESS_EVERY = 1.0
+CONTAINERD_STORE = "io.containerd.snapshotter"
+
+_STATE_SCRIPT = r"""
+v=$(docker version --format '{{.Server.Version}}') || exit 5
+printf 'V %s\n' "$v"
+printf 'D %s\n' "$(docker info --format '{{.Driver}} {{json .DriverStatus}}' 2>/dev/null)"
+for t in "$@"; do
+  cur=$(docker image inspect --format '{{.Id}}' "$t" 2>/dev/null) || cur=-
+  printf 'T %s %s\n' "$t" "$cur"
+done
+docker image ls -aq --no-trunc | sort -u | xargs -r docker image inspect \
+  --format 'L {{.Id}} {{range .RootFS.Layers}}{{.}} {{end}}'
+"""
+
+_LOAD_SCRIPT = r"""
+docker load >&2 || exit $?
+for t in "$@"; do printf 'ID %s %s\n' "$t" "$(docker image inspect --format '{{.Id}}' "$t")"; done
+"""
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """An image on the local daemon: tag, ID, layer diff IDs (bottom first)."""
+
+    tag: str
+    id: str
+    layers: tuple[str, ...]
+
+    @property
+    def chains(self) -> tuple[str, ...]:
+        return chain_ids(self.layers)
+
+
+@dataclass(frozen=True)
+class HostImages:
+    """What one host has: engine version, image store, tags, image IDs, layer chains."""
+
+    version: str
+    containerd_store: bool
+    tags: Mapping[str, str | None]
+    ids: frozenset[str]
+    chains: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one host needs: images to send, tag or skip; the layer chains to send."""
+
+    host: SSHHost
+    send: tuple[str, ...]
+    tag: tuple[str, ...]
+    skip: tuple[str, ...]
+    chains: frozenset[str] = frozenset()
+    kept: int = 0  # layers of the sent images the host already has
+    whole: str | None = None  # why whole images are sent (None: only missing layers)
+
+
+@dataclass
+class Sending:
+    """One host's transfer so far (and in the end): bytes, layers, the outcome."""
+
+    images: tuple[str, ...]
+    layers_total: int
+    kept: int
+    whole: str | None
+    bytes: int = 0
+    layers: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    error: StagecraftError | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        """Bytes per second so far."""
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "images": list(self.images),
+            "bytes": self.bytes,
+            "layers_sent": self.layers,
+            "layers_kept": self.kept,
+            "whole_images": self.whole,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class ShipLayersError(StagecraftError):
+    """An image reached a host with another ID than the local one, or could not be read."""
+
+
+# -- what each side has ------------------------------------------------------------
+
+
+def local_images(tags: Sequence[str]) -> dict[str, LocalImage]:
+    """``tag -> LocalImage`` from the local daemon (one ``docker image inspect``)."""
+    if not tags:
+        return {}
+    result = process.run(["docker", "image", "inspect", *tags], check=False)
+    try:
+        found = json.loads(result.stdout or "[]")
+    except ValueError:
+        found = []
+    images: dict[str, LocalImage] = {}
+    for tag, item in zip(tags, found, strict=False):
+        images[tag] = LocalImage(tag, item["Id"], tuple(item.get("RootFS", {}).get("Layers") or ()))
+    missing = [tag for tag in tags if tag not in images]
+    if missing or len(found) != len(tags):
+        from stagecraft.deploy.ship import ShipError
+
+        raise ShipError(
+            f"image {(missing or list(tags))[0]} is not on the local Docker daemon",
+            hint="build the release first (`stagecraft build`), or check the version",
+        )
+    return images
+
+
+def host_images(host: SSHHost, tags: Sequence[str]) -> HostImages:
+    """What ``host`` has (one round trip; see the module docstring)."""
+    result = host.run(["sh", "-c", _STATE_SCRIPT, "sh", *tags])
+    return parse_host_images(result.stdout)
+
+
+def parse_host_images(text: str) -> HostImages:
+    """The output of the state script as a :class:`HostImages` (pure)."""
+    version, driver = "", ""
+    current: dict[str, str | None] = {}
+    ids: set[str] = set()
+    chains: set[str] = set()
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "V":
+            version = rest.strip()
+        elif kind == "D":
+            driver = rest
+        elif kind == "T":
+            tag, _, image_id = rest.rpartition(" ")
+            current[tag] = None if image_id in ("-", "") else image_id
+        elif kind == "L":
+            image_id, *layers = rest.split()
+            ids.add(image_id)
+            chains.update(chain_ids(layers))
+    return HostImages(
+        version, CONTAINERD_STORE in driver, current, frozenset(ids), frozenset(chains)
+    )
+
+
+def need(host: SSHHost, local: Mapping[str, LocalImage], has: HostImages) -> Need:
+    """Skip what ``host`` has, tag what it has under another name, send the rest's new layers."""
+    send: list[str] = []
+    tag: list[str] = []
+    skip: list[str] = []
+    chains: set[str] = set()
+    kept = 0
+    for name, image in local.items():
+        if has.tags.get(name) == image.id:
+            skip.append(name)
+        elif image.id in has.ids:
+            tag.append(name)
+        else:
+            send.append(name)
+            missing = {c for c in image.chains if c not in has.chains}
+            kept += len(image.chains) - len(missing)
+            chains |= missing
+    whole = None
+    if send and has.containerd_store:
+        whole = "its Docker uses the containerd image store (layer-level loading not supported)"
+    return Need(host, tuple(send), tuple(tag), tuple(skip), frozenset(chains), kept, whole)
+
+
+def needs(
+    wants: Sequence[tuple[SSHHost, Mapping[str, LocalImage]]], *, parallel: int = 4
+) -> GroupResult[Need]:
+    """:func:`need` of every host, compared in parallel; images it has elsewhere are tagged."""
+
+    def one(want: tuple[SSHHost, Mapping[str, LocalImage]]) -> Need:
+        host, local = want
+        found = need(host, local, host_images(host, list(local)))
+        for name in found.tag:
+            host.docker("tag", local[name].id, name)
+        return found
+
+    return fan_out(list(wants), one, name=lambda w: w[0].name, parallel=parallel)
+
+
+# -- the stream ----------------------------------------------------------------------
+
+
+class _Feed(io.RawIOBase):
+    """The stdin of one host's ``docker load``: chunks from a bounded queue, then EOF."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
+        self.done = threading.Event()  # the load ended (well or not): stop feeding it
+        self._left = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._left:
+            if self._ended:
+                return 0
+            chunk = self.queue.get()
+            if chunk is None:
+                self._ended = True  # EOF stays EOF: a buffered reader asks again
+                return 0
+            self._left = chunk
+        size = min(len(buffer), len(self._left))
+        buffer[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size
+
+    def put(self, chunk: bytes | None) -> bool:
+        """Queue ``chunk`` (None: end); False once the load has ended without it."""
+        while not self.done.is_set():
+            try:
+                self.queue.put(chunk, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+@dataclass
+class _Host:
+    need: Need
+    sending: Sending
+    feed: _Feed = field(default_factory=_Feed)
+    thread: threading.Thread | None = None
+    ids: dict[str, str] = field(default_factory=dict)
+    seen: float = 0.0
+
+
+class _Fan:
+    """Compress entries once per audience (one gzip member per run of entries) and fan out."""
+
+    def __init__(self, hosts: Mapping[str, _Host], progress: Progress | None) -> None:
+        self.hosts = hosts
+        self.progress = progress
+        self.audience: tuple[str, ...] = ()
+        self.zip: zlib._Compress | None = None
+
+    def write(self, audience: tuple[str, ...], data: bytes) -> None:
+        if audience != self.audience:
+            self.close_member()
+            self.audience = audience
+        if not audience:
+            return
+        if self.zip is None:
+            self.zip = zlib.compressobj(LEVEL, zlib.DEFLATED, 31)
+        self._out(self.zip.compress(data))
+
+    def close_member(self) -> None:
+        if self.zip is not None:
+            self._out(self.zip.flush())
+            self.zip = None
+
+    def send_raw(self, name: str, data: bytes) -> None:
+        """Bytes for one host alone (its manifest, the archive's end), as their own member."""
+        self.close_member()
+        self.audience = ()
+        packer = zlib.compressobj(LEVEL, zlib.DEFLATED, 31)
+        self._deliver((name,), packer.compress(data) + packer.flush())
+
+    def _out(self, data: bytes) -> None:
+        if data:
+            self._deliver(self.audience, data)
+
+    def _deliver(self, names: tuple[str, ...], data: bytes) -> None:
+        now = time.monotonic()
+        for name in names:
+            host = self.hosts[name]
+            if host.sending.error is None and host.feed.put(data):
+                host.sending.bytes += len(data)
+                if self.progress is not None and now - host.seen >= PROGRESS_EVERY:
+                    host.seen = now
+                    self.progress(name, host.sending)
+
+
+def send(
+    plans: Sequence[Need],
+    local: Mapping[str, LocalImage],
+    *,
+    progress: Progress | None = None,
+    timeout: float | None = None,
+) -> dict[str, Sending]:
+    """Stream to every host of ``plans`` what it needs, from one ``docker save``.
+
+    Per host, the :class:`Sending` (its ``error`` set when that host failed).
+    Raises :class:`CommandFailed` when the local export itself fails.
+    """
+    hosts = {
+        p.host.name: _Host(p, Sending(p.send, len(p.chains), p.kept, p.whole))
+        for p in plans
+        if p.send
+    }
+    if not hosts:
+        return {}
+    images = sorted({name for h in hosts.values() for name in h.need.send})
+    for host in hosts.values():
+        if host.need.whole is not None:
+            log.event(
+                logger,
+                logging.WARNING,
+                f"sending whole images: {host.need.whole}",
+                host=host.need.host.name,
+                phase="ship",
+            )
+    with process.cancel_scope() as scope:
+        context = contextvars.copy_context()  # the loads run in this scope
+        for host in hosts.values():
+            host.thread = threading.Thread(
+                target=context.copy().run, args=(_load, host, local, timeout), daemon=True
+            )
+            host.thread.start()
+        try:
+            _export(images, local, hosts, progress)
+        except BaseException:
+            scope.cancel(grace=0.5)
+            for host in hosts.values():
+                host.feed.done.set()
+            raise
+        finally:
+            for host in hosts.values():
+                host.feed.put(None)
+        for host in hosts.values():
+            assert host.thread is not None
+            host.thread.join()
+    for host in hosts.values():
+        host.sending.finished = host.sending.finished or time.monotonic()
+        if progress is not None:
+            progress(host.need.host.name, host.sending)
+    return {name: host.sending for name, host in hosts.items()}
+
+
+def _load(host: _Host, local: Mapping[str, LocalImage], timeout: float | None) -> None:
+    """One host's ``docker load`` fed from its queue; then check the image IDs it reports."""
+    ssh = host.need.host
+    try:
+        result = ssh.run(
+            ["sh", "-c", _LOAD_SCRIPT, "sh", *host.need.send],
+            input=io.BufferedReader(host.feed, CHUNK),
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise CommandFailed(
+                ["docker load"],
+                result.returncode,
+                result.output,
+                host=ssh.name,
+                hint="check free disk space on the host and that its Docker daemon runs",
+            )
+        for line in result.stdout.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind == "ID":
+                tag, _, image_id = rest.rpartition(" ")
+                host.ids[tag] = image_id
+        wrong = [t for t in host.need.send if host.ids.get(t) != local[t].id]
+        if wrong:
+            raise ShipLayersError(
+                f"{ssh.name}: image {wrong[0]} was loaded with ID {host.ids.get(wrong[0]) or '?'}"
+                f", not the local {local[wrong[0]].id}",
+                hint="run the deploy again; if it repeats, report it with `docker version` "
+                "of both daemons",
+            )
+    except StagecraftError as exc:
+        host.sending.error = exc
+    finally:
+        host.sending.finished = time.monotonic()
+        host.feed.done.set()
+
+
+def _export(
+    images: Sequence[str],
+    local: Mapping[str, LocalImage],
+    hosts: Mapping[str, _Host],
+    progress: Progress | None,
+) -> None:
+    """Read one ``docker save`` of ``images`` and send each entry to the hosts that need it."""
+    fan = _Fan(hosts, progress)
+    everyone = tuple(hosts)
+    candidates = list(dict.fromkeys(c for name in images for c in local[name].chains))
+    diff_of = {
+        c: d for name in images for c, d in zip(local[name].chains, local[name].layers, strict=True)
+    }
+    by_diff: dict[str, set[str]] = {}
+    for layer_chain, diff in diff_of.items():
+        by_diff.setdefault(diff, set()).add(layer_chain)
+    dirs: dict[str, str | None] = {}
+    manifest = b""
+    with process.reading(["docker", "save", *images], hint="check the images exist locally") as out:
+        reader = TarReader(out)
+        try:
+            for entry in reader:
+                if not any(h.sending.error is None for h in hosts.values()):
+                    break  # every host failed: stop exporting
+                if entry.name == "manifest.json":
+                    manifest = b"".join(reader.data(entry))[: entry.size]
+                    continue
+                chain, blob = _identify(entry, dirs, by_diff)
+                if entry.name.endswith("/json") and entry.size < (1 << 20):
+                    data = b"".join(reader.data(entry))
+                    directory = entry.name.rsplit("/", 1)[0]
+                    dirs[directory] = legacy_chain(
+                        directory, data[: entry.size].decode("utf-8", "replace"), candidates
+                    )
+                    fan.write(everyone, entry.header + data)
+                    continue
+                audience = _audience(chain, blob, hosts, everyone, by_diff)
+                fan.write(audience, entry.header)
+                digest = hashlib.sha256()
+                left = entry.size
+                for part in reader.data(entry):
+                    digest.update(part[: max(0, left)])
+                    left -= len(part)
+                    fan.write(audience, part)
+                if chain is not None:
+                    _count_layer(chain, audience, hosts, diff_of, digest.hexdigest())
+            else:
+                _finish(fan, hosts, manifest)
+        except ArchiveError as exc:
+            raise CommandFailed(["docker save", *images], 1, str(exc)) from None
+
+
+def _identify(
+    entry: Entry, dirs: Mapping[str, str | None], by_diff: Mapping[str, set[str]]
+) -> tuple[str | None, bool]:
+    """The chain ID of a layer entry (or None), and whether it is an OCI blob."""
+    if entry.name.endswith("/layer.tar"):
+        return dirs.get(entry.name.rsplit("/", 1)[0]), False
+    if entry.name.startswith("blobs/sha256/"):
+        diff = "sha256:" + entry.name.rsplit("/", 1)[1]
+        chains = by_diff.get(diff)
+        return (sorted(chains)[0] if chains else None), True
+    return None, False
+
+
+def _audience(
+    chain: str | None,
+    blob: bool,
+    hosts: Mapping[str, _Host],
+    everyone: tuple[str, ...],
+    by_diff: Mapping[str, set[str]],
+) -> tuple[str, ...]:
+    """The hosts an entry goes to: those lacking its layer; everyone for any other entry."""
+    if chain is None:
+        return everyone
+    if blob:  # an OCI blob is one file for every chain ending in that layer
+        diff = next(d for d, chains in by_diff.items() if chain in chains)
+        wanted = by_diff[diff]
+    else:
+        wanted = {chain}
+    return tuple(
+        name
+        for name, host in hosts.items()
+        if host.need.whole is not None or host.need.chains & wanted
+    )
+
+
+def _count_layer(
+    chain: str,
+    audience: tuple[str, ...],
+    hosts: Mapping[str, _Host],
+    diff_of: Mapping[str, str],
+    sha256_hex: str,
+) -> None:
+    """Count a sent layer, and check it was the layer we took it for."""
+    if diff_of.get(chain) != "sha256:" + sha256_hex:
+        raise ArchiveError(f"a layer entry was identified as {diff_of.get(chain)} but is not")
+    for name in audience:
+        hosts[name].sending.layers += 1
+
+
+def _finish(fan: _Fan, hosts: Mapping[str, _Host], manifest: bytes) -> None:
+    """Per host, its own ``manifest.json`` (its images only) and the end of the archive."""
+    fan.close_member()
+    try:
+        items = json.loads(manifest) if manifest else []
+    except ValueError as exc:
+        raise ArchiveError(f"the archive's manifest.json is not JSON: {exc}") from None
+    for name, host in hosts.items():
+        wanted = set(host.need.send)
+        own = []
+        for item in items:
+            tags = [t for t in item.get("RepoTags") or [] if t in wanted]
+            if tags:
+                own.append({**item, "RepoTags": tags})
+        data = json.dumps(own).encode()
+        padding = b"\0" * (-len(data) % 512)
+        fan.send_raw(name, header("manifest.json", len(data)) + data + padding + END_OF_ARCHIVE)
+
+
+def describe(sending: Sending) -> str:
+    """One line about a host's transfer: what went, how much, how fast."""
+    mb = sending.bytes / 1e6
+    how = (
+        f"whole images ({sending.whole})"
+        if sending.whole
+        else f"{sending.layers} layer(s), kept {sending.kept} it had"
+    )
+    return (
+        f"sent {len(sending.images)} image(s): {how}; {mb:.1f} MB in {sending.seconds:.1f}s "
+        f"({sending.rate / 1e6:.1f} MB/s)"
+    )
+
+
+def iter_sent(result: Mapping[str, Sending]) -> Iterator[tuple[str, Sending]]:
+    yield from sorted(result.items())
