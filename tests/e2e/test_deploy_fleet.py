@@ -179,10 +179,15 @@ def test_deploy_v1_creates_everything(fleet: Fleet) -> None:
     assert dry.returncode == plan.returncode == 0, dry.stderr
     assert dry.stdout == plan.stdout and "4 create" in dry.stdout
 
-    out = fleet.deploy("v1")
+    out = fleet.cli("deploy", "--env", "production", "--version", "v1", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     _no_secret(out.stdout, out.stderr)
     assert "[web-1 web] switched" in out.stderr and "[data-1 db] ready" in out.stderr
+    shipped = {h["host"]: h["shipped"] for h in json.loads(out.stdout)["hosts"]}
+    for host in ("web-1", "web-2"):  # each got the web image's layers it lacked, gzipped
+        transfer = shipped[host]["transfer"]
+        assert transfer["bytes"] > 0 and transfer["layers_sent"] >= 1, shipped
+        assert f"{fleet.name}/web:v1" in shipped[host]["sent"]
     for index in (0, 1):
         status, body = fleet.get(index)
         assert status == 200 and "fleet web v1" in body

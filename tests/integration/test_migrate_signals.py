@@ -74,17 +74,25 @@ def test_a_signal_mid_migration_rolls_it_back_and_a_rerun_applies_it(
     (migrations / "0001_init.sql").write_text("CREATE TABLE users (id int);\n")
     (migrations / "0002_slow.sql").write_text(SLOW)
 
+    returned = threading.Event()
+
     def send_when_sleeping() -> None:
         deadline = time.monotonic() + 30
         while not _running_sleeps(dsn) and time.monotonic() < deadline:
+            if returned.is_set():
+                return  # never signal pytest itself once `migrate` is over
             time.sleep(0.1)
-        os.kill(os.getpid(), sig)
+        if not returned.is_set():
+            os.kill(os.getpid(), sig)
 
     sender = threading.Thread(target=send_when_sleeping)
     started = time.monotonic()
     sender.start()
-    code = run(["migrate"])
-    sender.join()
+    try:
+        code = run(["migrate"])
+    finally:
+        returned.set()
+        sender.join()
     _, err = capsys.readouterr()
     assert code == 130, err
     assert time.monotonic() - started < 30

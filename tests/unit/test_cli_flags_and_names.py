@@ -98,9 +98,16 @@ def test_environment_variables_still_fill_what_no_flag_gave(
     assert json.loads(first)["level"] == "debug"
 
 
-def test_version_after_a_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["config", "validate", "--version"]) == ExitCode.OK
-    assert capsys.readouterr().out.strip() == f"stagecraft, version {__version__}"
+def test_version_is_the_root_flag_and_commands_keep_their_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for flag in ("--version", "-V"):
+        assert run([flag]) == ExitCode.OK
+        assert capsys.readouterr().out.strip() == f"stagecraft, version {__version__}"
+    # `build --version v9` is the release version, not Stagecraft's (a usage error here:
+    # no config), never "stagecraft, version ...".
+    assert run(["build", "--version", "v9", "--dry-run", "-c", "/nonexistent.yml"]) == 2
+    assert "stagecraft, version" not in capsys.readouterr().out
 
 
 def test_env_after_the_command_overrides_the_variable(

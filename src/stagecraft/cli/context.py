@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from stagecraft import __version__
 from stagecraft.cli.completion import complete_environments
 
 if TYPE_CHECKING:
@@ -189,8 +188,8 @@ def global_options(func: F) -> F:
             callback=_set("log_format"),
             help="Log lines for people, or one JSON object per event.",
         ),
-        click.version_option(__version__, "-V", "--version", prog_name="stagecraft"),
     ]
+    # No --version here: `build`, `deploy` and `plan` take `--version VERSION` of their own.
     for option in reversed(options):
         func = option(func)
     return func

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from stagecraft import __version__
 from stagecraft.cli import completion
 from stagecraft.cli.context import AppContext, global_options
 from stagecraft.cli.groups import Group
@@ -141,6 +142,7 @@ class LazyGroup(Group):
     help="Run a Docker Compose app locally and deploy it to servers over SSH with zero downtime.",
 )
 @global_options
+@click.version_option(__version__, "-V", "--version", prog_name="stagecraft")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     ctx.ensure_object(AppContext)

@@ -102,7 +102,7 @@ def _ship_over_ssh(
             **({"transfer": transfer.to_json()} if transfer is not None else {}),
         }
         if transfer is not None:
-            say(job.name, layers.describe(transfer))
+            say(job.name, f"images on host: {layers.describe(transfer)}")
         else:
             say(job.name, f"images on host ({len(wanted[job.name])})")
 
