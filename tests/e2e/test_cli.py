@@ -159,8 +159,11 @@ def test_global_flags_after_the_command_are_honoured() -> None:
     quiet = stagecraft("config", "validate", "--quiet", cwd=MINIMAL)
     assert (quiet.returncode, quiet.stderr) == (0, "")
     assert "valid" in quiet.stdout
-    version = stagecraft("config", "validate", "--version", cwd=MINIMAL)
+    version = stagecraft("--version", cwd=MINIMAL)
     assert version.returncode == 0 and version.stdout.startswith("stagecraft, version ")
+    # After a command, --version is that command's own option (the release version).
+    own = stagecraft("plan", "--version", "v9", "--help", cwd=MINIMAL)
+    assert own.returncode == 0 and "--version VERSION" in own.stdout
 
 
 def test_mistyped_names_are_answered_as_documented() -> None:

@@ -115,3 +115,28 @@ def test_a_proxy_image_the_host_cannot_pull_is_named_with_its_cause_and_fix(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
+
+
+def test_a_proxy_image_on_the_local_daemon_is_shipped_to_hosts_that_lack_it(
+    sandbox_factory: Any, tmp_path: Path
+) -> None:
+    """Issue 10 item 6: a fleet that cannot pull at all still gets its proxy."""
+    sandbox: Sandbox = sandbox_factory(2)
+    image = ensure_caddy_image()  # on the local daemon only
+    local_id = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", image],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    for host in sandbox.hosts:
+        listed = sandbox.docker(host.name, "image", "inspect", image, check=False)
+        assert listed.returncode != 0  # fresh hosts: no image at all
+    write_project(tmp_path, sandbox, image)
+
+    code, report, stderr = bootstrap(tmp_path, sandbox)
+    assert code == 0, stderr
+    assert [h["proxy_started"] for h in report["hosts"]] == [True, True]
+    for host in sandbox.hosts:
+        found = sandbox.docker(host.name, "image", "inspect", "--format", "{{.Id}}", image)
+        assert found.stdout.strip() == local_id
+        ps = sandbox.docker(host.name, "ps", "--filter", "name=stagecraft-proxy", "-q").stdout
+        assert len(ps.split()) == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stagecraft.deploy import ship
-from stagecraft.deploy.ship import RegistryTarget
+from stagecraft.deploy.ship import RegistryTarget, layers
 from stagecraft.errors import HostUnreachable
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime import process
@@ -157,3 +157,65 @@ def test_registry_ship_round_trip(
         process.run(["docker", "image", "rm", image], check=False)
         for host in ("h2", "h3"):
             sandbox3.docker(host, "image", "rm", "-f", image, check=False)
+
+
+def _retagged_for(image: str, architecture: str, tag: str) -> str:
+    """``image`` loaded locally as ``tag`` with its config saying ``architecture`` (its new ID)."""
+    import hashlib
+    import io
+    import json
+    import subprocess
+    import tarfile
+
+    saved = subprocess.run(["docker", "save", image], capture_output=True, check=True).stdout
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(saved)) as source,
+        tarfile.open(fileobj=out, mode="w") as new,
+    ):
+        listing = source.extractfile("manifest.json")
+        assert listing is not None
+        manifest = json.load(listing)
+        old = source.extractfile(manifest[0]["Config"])
+        assert old is not None
+        config = json.load(old)
+        config["architecture"] = architecture
+        raw = json.dumps(config).encode()
+        digest = hashlib.sha256(raw).hexdigest()
+        manifest = [{**manifest[0], "Config": f"{digest}.json", "RepoTags": [tag]}]
+        for member in source.getmembers():
+            if "/" not in member.name and member.name not in ("VERSION",) and not member.isdir():
+                continue  # the top-level manifest, repositories and config: written anew
+            new.addfile(member, source.extractfile(member) if member.isfile() else None)
+        for name, data in (
+            (f"{digest}.json", raw),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            new.addfile(info, io.BytesIO(data))
+    subprocess.run(["docker", "load"], input=out.getvalue(), capture_output=True, check=True)
+    return "sha256:" + digest
+
+
+def test_an_image_for_another_architecture_is_refused_before_anything_is_sent(
+    sandbox3: Sandbox, busybox_image: str
+) -> None:
+    """Issue 12 item 7: an arm64 image never reaches an amd64 host (or the other way round)."""
+    host = sandbox3.ssh_host("h1")
+    native = process.run(["docker", "version", "--format", "{{.Server.Arch}}"]).stdout.strip()
+    foreign = "arm64" if native != "arm64" else "amd64"
+    tag = f"shiptest/foreign{uuid.uuid4().hex[:6]}:v1"
+    image_id = _retagged_for(busybox_image, foreign, tag)
+    since = time.time() - 1
+    try:
+        result = ship.ship_over_ssh_many([(host, [tag])])
+        error = result["h1"].error
+        assert isinstance(error, layers.PlatformMismatch), error
+        assert error.message == (
+            f"h1: image {tag} is built for linux/{foreign}, but the host runs linux/{native}"
+        )
+        assert loads_since(sandbox3, "h1", since) == 0  # nothing was sent
+    finally:
+        host.close()
+        process.run(["docker", "image", "rm", "-f", image_id], check=False)

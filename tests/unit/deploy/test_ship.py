@@ -161,3 +161,19 @@ def test_pull_on_host_logs_in_with_stdin_and_pulls_only_what_is_missing() -> Non
     pull = host.calls[1]
     assert pull.input == b"tok-123456" and "tok-123456" not in pull.line
     assert pull.line.endswith("r:5000/api:v2")
+
+
+def test_an_image_for_another_platform_fails_that_host_with_the_fix() -> None:
+    arm = layers.LocalImage("shop/api:v2", "sha256:aaa", (A, B), "linux/arm64")
+    has = layers.parse_host_images("V 20.10.24\nA linux/amd64\n")
+    with pytest.raises(layers.PlatformMismatch) as caught:
+        layers.need(FakeSSHHost("web-1"), {"shop/api:v2": arm}, has)
+    assert caught.value.message == (
+        "web-1: image shop/api:v2 is built for linux/arm64, but the host runs linux/amd64"
+    )
+    assert "platform: linux/amd64" in (caught.value.hint or "")
+    same = layers.LocalImage("shop/api:v2", "sha256:aaa", (A, B), "linux/amd64")
+    assert layers.need(FakeSSHHost("web-1"), {"shop/api:v2": same}, has).send == ("shop/api:v2",)
+    # An image the host already runs is not questioned.
+    running = layers.parse_host_images("V 20.10.24\nA linux/amd64\nT shop/api:v2 sha256:aaa\n")
+    assert layers.need(FakeSSHHost("web-1"), {"shop/api:v2": arm}, running).skip == ("shop/api:v2",)

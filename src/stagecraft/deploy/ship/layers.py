@@ -71,6 +71,7 @@ CONTAINERD_STORE = "io.containerd.snapshotter"
 _STATE_SCRIPT = r"""
 v=$(docker version --format '{{.Server.Version}}') || exit 5
 printf 'V %s\n' "$v"
+printf 'A %s\n' "$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}')"
 printf 'D %s\n' "$(docker info --format '{{.Driver}} {{json .DriverStatus}}' 2>/dev/null)"
 for t in "$@"; do
   cur=$(docker image inspect --format '{{.Id}}' "$t" 2>/dev/null) || cur=-
@@ -93,6 +94,7 @@ class LocalImage:
     tag: str
     id: str
     layers: tuple[str, ...]
+    platform: str = ""  # "linux/amd64" ("" when the daemon did not say)
 
     @property
     def chains(self) -> tuple[str, ...]:
@@ -105,6 +107,7 @@ class HostImages:
 
     version: str
     containerd_store: bool
+    platform: str
     tags: Mapping[str, str | None]
     ids: frozenset[str]
     chains: frozenset[str]
@@ -175,7 +178,9 @@ def local_images(tags: Sequence[str]) -> dict[str, LocalImage]:
         found = []
     images: dict[str, LocalImage] = {}
     for tag, item in zip(tags, found, strict=False):
-        images[tag] = LocalImage(tag, item["Id"], tuple(item.get("RootFS", {}).get("Layers") or ()))
+        layers = tuple(item.get("RootFS", {}).get("Layers") or ())
+        platform = "/".join(p for p in (item.get("Os"), item.get("Architecture")) if p)
+        images[tag] = LocalImage(tag, item["Id"], layers, platform)
     missing = [tag for tag in tags if tag not in images]
     if missing or len(found) != len(tags):
         from stagecraft.deploy.ship import ShipError
@@ -195,7 +200,7 @@ def host_images(host: SSHHost, tags: Sequence[str]) -> HostImages:
 
 def parse_host_images(text: str) -> HostImages:
     """The output of the state script as a :class:`HostImages` (pure)."""
-    version, driver = "", ""
+    version, driver, platform = "", "", ""
     current: dict[str, str | None] = {}
     ids: set[str] = set()
     chains: set[str] = set()
@@ -205,6 +210,8 @@ def parse_host_images(text: str) -> HostImages:
             version = rest.strip()
         elif kind == "D":
             driver = rest
+        elif kind == "A":
+            platform = rest.strip()
         elif kind == "T":
             tag, _, image_id = rest.rpartition(" ")
             current[tag] = None if image_id in ("-", "") else image_id
@@ -213,7 +220,7 @@ def parse_host_images(text: str) -> HostImages:
             ids.add(image_id)
             chains.update(chain_ids(layers))
     return HostImages(
-        version, CONTAINERD_STORE in driver, current, frozenset(ids), frozenset(chains)
+        version, CONTAINERD_STORE in driver, platform, current, frozenset(ids), frozenset(chains)
     )
 
 
@@ -227,7 +234,9 @@ def need(host: SSHHost, local: Mapping[str, LocalImage], has: HostImages) -> Nee
     for name, image in local.items():
         if has.tags.get(name) == image.id:
             skip.append(name)
-        elif image.id in has.ids:
+            continue
+        check_platform(host, image, has)
+        if image.id in has.ids:
             tag.append(name)
         else:
             send.append(name)
@@ -238,6 +247,22 @@ def need(host: SSHHost, local: Mapping[str, LocalImage], has: HostImages) -> Nee
     if send and has.containerd_store:
         whole = "its Docker uses the containerd image store (layer-level loading not supported)"
     return Need(host, tuple(send), tuple(tag), tuple(skip), frozenset(chains), kept, whole)
+
+
+class PlatformMismatch(ShipLayersError):
+    """An image built for another CPU architecture or OS than the host's."""
+
+
+def check_platform(host: SSHHost, image: LocalImage, has: HostImages) -> None:
+    """Refuse to ship ``image`` to a host it cannot run on (an arm64 laptop, an amd64 host)."""
+    if not image.platform or not has.platform or image.platform == has.platform:
+        return
+    raise PlatformMismatch(
+        f"{host.name}: image {image.tag} is built for {image.platform}, but the host runs "
+        f"{has.platform}",
+        hint=f"build it for the host: `platform: {has.platform}` on the service in the compose "
+        f"file, or `docker build --platform {has.platform}`",
+    )
 
 
 def needs(
