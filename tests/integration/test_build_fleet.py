@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -106,3 +107,28 @@ def test_cli_dry_run_prints_the_plan(project: tuple[Path, str], busybox_image: s
     assert out.returncode == 0, out.stderr
     assert f"web: {name}/web:v9 (compose: docker build {root / 'web'})" in out.stdout
     assert not image_exists(f"{name}/web:v9")
+
+
+def test_compose_platform_and_the_platform_flag_reach_docker_build(
+    project: tuple[Path, str], busybox_image: str
+) -> None:
+    """Issue 12 item 7: build for the hosts' platform, not the laptop's."""
+    root, _ = project
+    compose = root / "docker-compose.yml"
+    compose.write_text(
+        compose.read_text().replace("  web:\n", "  web:\n    platform: linux/amd64\n", 1)
+    )
+    env = {**os.environ, "BUSYBOX_IMAGE": busybox_image}
+    env["PATH"] = f"{Path(os.sys.executable).parent}:{env['PATH']}"
+    base = ["stagecraft", "-c", str(root / "stagecraft.yml"), "build", "--dry-run", "--json"]
+
+    def planned(*extra: str) -> dict[str, object]:
+        out = subprocess.run(
+            [*base, "--version", "v9", *extra], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        plan = json.loads(out.stdout)
+        return {item["service"]: item["platform"] for item in plan["images"]}
+
+    assert planned() == {"web": "linux/amd64", "worker": None}
+    assert planned("--platform", "linux/arm64") == {"web": "linux/arm64", "worker": "linux/arm64"}

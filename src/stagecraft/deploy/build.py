@@ -31,7 +31,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +74,7 @@ class ImageBuild:
     argv: tuple[str, ...] = ()
     cwd: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    platform: str | None = None  # `docker build --platform` (compose `platform:`, --platform)
 
     @property
     def kind(self) -> Literal["docker", "command"]:
@@ -95,6 +96,7 @@ class ImageBuild:
                 dockerfile=str(self.dockerfile) if self.dockerfile else None,
                 args={key: _shown_arg(key, value) for key, value in sorted(self.args.items())},
                 target=self.target,
+                platform=self.platform,
             )
         else:
             data.update(argv=list(self.argv), cwd=str(self.cwd), env=sorted(self.env))
@@ -141,8 +143,12 @@ class BuildResult:
         }
 
 
-def plan_build(loaded: LoadedConfig, release: Release) -> BuildPlan:
-    """The build plan of ``release``: provider builds first claim their service."""
+def plan_build(loaded: LoadedConfig, release: Release, *, platform: str | None = None) -> BuildPlan:
+    """The build plan of ``release``: provider builds first claim their service.
+
+    A ``docker build`` targets ``platform`` when given, else its compose
+    service's ``platform:`` (so an arm64 laptop builds what an amd64 host runs).
+    """
     compose = _compose(loaded)
     images: dict[str, ImageBuild] = {}
     for source, selection in (
@@ -155,6 +161,11 @@ def plan_build(loaded: LoadedConfig, release: Release) -> BuildPlan:
     for name, service in compose.services.items():
         if service.build is not None and name not in images:
             images[name] = _compose_build(compose, name, release.image_for(name), "compose")
+    for name, item in images.items():
+        declared = compose.services[name].raw.get("platform") if name in compose.services else None
+        wanted = platform or (str(declared) if declared else None)
+        if item.kind == "docker" and wanted:
+            images[name] = replace(item, platform=wanted)
     return BuildPlan(release, tuple(images[name] for name in sorted(images)))
 
 
@@ -208,6 +219,8 @@ def docker_build_argv(item: ImageBuild, release: Release, *, no_cache: bool = Fa
         argv += ["-f", str(item.dockerfile)]
     if item.target:
         argv += ["--target", item.target]
+    if item.platform:
+        argv += ["--platform", item.platform]
     for key in sorted(build_arg_env(item, release)):
         argv += ["--build-arg", key]
     argv += ["--label", f"stagecraft.project={release.project}"]

@@ -51,3 +51,13 @@ def test_the_plan_shows_build_arg_values_redacted() -> None:
         "NODE_ENV": "production",
         "NPM_TOKEN": "***",
     }
+
+
+def test_a_platform_goes_on_the_command_line_and_in_the_plan() -> None:
+    item = ImageBuild(
+        "api", "shop/api:3f2a9c1d0e4b", "compose", Path("/src/api"), platform="linux/amd64"
+    )
+    argv = docker_build_argv(item, RELEASE)
+    assert argv[argv.index("--platform") + 1] == "linux/amd64"
+    assert item.to_json()["platform"] == "linux/amd64"
+    assert "--platform" not in docker_build_argv(image(), RELEASE)

@@ -23,15 +23,21 @@ version); --no-cache rebuilds them from scratch. --dry-run prints the build plan
     help="Tag the images with this version instead of the git tree's.",
 )
 @click.option("--no-cache", is_flag=True, help="Rebuild every image without Docker's cache.")
+@click.option(
+    "--platform",
+    metavar="OS/ARCH",
+    help="Build every image for this platform (e.g. linux/amd64) instead of each compose "
+    "service's `platform:` or the local machine's.",
+)
 @global_options
 @pass_app
-def build(app: AppContext, version: str | None, no_cache: bool) -> None:
+def build(app: AppContext, version: str | None, no_cache: bool, platform: str | None) -> None:
     from stagecraft.deploy.build import execute_build, plan_build
     from stagecraft.deploy.release import new_release, resolve_version
 
     loaded = app.load_config()
     release = new_release(loaded.config, app.env, resolve_version(loaded.root, version))
-    plan = plan_build(loaded, release)
+    plan = plan_build(loaded, release, platform=platform)
     if app.dry_run:
         if app.json:
             app.output.json({**plan.to_json(), "dry_run": True})
