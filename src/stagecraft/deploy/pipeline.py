@@ -5,19 +5,24 @@
 :class:`DeployFailed` carrying that same result when any host failed: one
 host's failure never hides the others. Phases:
 
-1. resolve: version (``--version`` or git), dirty check, release id, per-host
-   compose files, secret values from the environment's secrets provider;
+1. resolve: the project's hooks (:mod:`stagecraft.deploy.hooks`), version
+   (``--version`` or git), dirty check, release id, per-host compose files, secret
+   values from the environment's secrets provider;
 2. lock on the primary host (``lock_wait``), held until the ledger is written,
    released on success, failure and Ctrl-C;
-3. build (skipped for ``rollback``; existing tags are not rebuilt);
-4. plan against what runs (container labels); unreachable hosts fail, the others go on;
+3. build (skipped for ``rollback``; existing tags are not rebuilt), after the
+   ``pre-build`` hook when an image is to be built;
+4. plan against what runs (container labels); unreachable hosts fail, the others go
+   on; then the ``pre-deploy`` (``pre-rollback``) hook, whose failure stops here;
 5. ship the host's images (registry-less: only what it lacks);
 6. roll out accessories on every host, then ``pre_deploy`` migrations (the
    database may be one of those accessories), then the other services — hosts
    in parallel (``deploy.parallel``), in boot groups (``deploy.boot``);
 7. ``post_deploy`` migrations (only when every host succeeded);
 8. a ledger record on every reachable host, secrets guard on; the lock is
-   released; images beyond the last ``retain`` successful releases are pruned.
+   released; images beyond the last ``retain`` successful releases are pruned;
+9. the ``post-deploy`` (``post-rollback``) hook on success, else ``on-failure`` for
+   any failure or interruption after the lock was taken, except a failed pre hook.
 
 Example::
 
@@ -41,7 +46,7 @@ from typing import Literal
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
-from stagecraft.deploy import edge, ledger, lock, secret_digest
+from stagecraft.deploy import edge, hooks, ledger, lock, secret_digest
 from stagecraft.deploy.bootstrap import proxy_options
 from stagecraft.deploy.compose_env import environment_compose
 from stagecraft.deploy.pipeline_ship import ship_jobs
@@ -61,6 +66,7 @@ from stagecraft.deploy.rollout_result import (
     DeployResult,
     HostJob,
     HostResult,
+    PostHookFailed,
     host_result,
     render_result,
     run_jobs,
@@ -80,7 +86,7 @@ Command = Literal["deploy", "rollback"]
 
 @dataclass(frozen=True)
 class DeployOptions:
-    """How to deploy: version, dirty tree, lock wait, and where progress lines go."""
+    """How to deploy: version, dirty tree, lock wait, hooks, and where progress lines go."""
 
     version: str | None = None
     allow_dirty: bool = False
@@ -90,15 +96,25 @@ class DeployOptions:
     ssh_options: SSHOptions | None = None
     environ: Mapping[str, str] | None = field(default=None, repr=False)
     progress: Progress | None = None
+    skip_hooks: bool = False
+    hook_output: hooks.HookLine | None = None  # each hook output line (else logged)
 
 
 def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None) -> DeployResult:
     """Deploy the current version (or ``options.version``) to ``env``; see the module docstring.
 
     Raises :class:`DeployFailed` (with the per-host result) when a host failed,
-    :class:`~stagecraft.errors.LockHeld` when another deploy holds the lock.
+    :class:`~stagecraft.errors.LockHeld` when another deploy holds the lock,
+    :class:`~stagecraft.deploy.hooks.HookFailed` when a pre hook failed (nothing
+    changed) and :class:`PostHookFailed` (with the result) when the post hook did.
     """
     opts = options or DeployOptions()
+    started = time.monotonic()
+    found = (  # a hook file without +x fails here, before anything else
+        hooks.Hooks(loaded.root, opts.command)
+        if opts.skip_hooks
+        else hooks.discover(loaded.root, opts.command)
+    )
     environment = loaded.environment(env)
     version = resolve_version(loaded.root, opts.version)
     if opts.command == "deploy":
@@ -108,6 +124,23 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
     rendered = render_hosts(loaded, env, release, compose=model)  # bad config fails before SSH
     secrets = resolve_secrets(loaded, env, opts.environ)
     hosts = environment_hosts(environment, opts.ssh_options)
+    runner = hooks.HookRunner(
+        found,
+        hooks.HookContext(
+            opts.command,
+            release.project,
+            env,
+            version.value,
+            release.id,
+            tuple(h.name for h in hosts),
+            lock.local_identity(),
+        ),
+        secrets=secrets.values(),
+        environ=opts.environ,
+        on_line=opts.hook_output,
+        say=lambda message: _say(opts, "local", None, message),
+        started=started,
+    )
     info = lock.LockInfo.create(
         release.project,
         env,
@@ -116,8 +149,10 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
         version=version.value,
         release=release.id,
     )
+    locked = False
     try:
         with lock.held(hosts[0], info, wait=opts.lock_wait):
+            locked = True
             _say(opts, hosts[0].name, None, f"lock taken ({opts.command} {version.value})")
             key = secret_digest.ensure_key(hosts[0], release.project, env)
             values = {name: value.reveal() for name, value in secrets.items()}
@@ -137,6 +172,7 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
                 secrets=secrets,
                 hosts=hosts,
                 opts=opts,
+                runner=runner,
             )
         prune(
             hosts,
@@ -145,10 +181,25 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
             parallel=environment.deploy.parallel,
             progress=opts.progress,
         )
+    except hooks.HookFailed:
+        raise  # a pre hook: nothing on the hosts changed, so no on-failure (as Kamal)
+    except KeyboardInterrupt:
+        if locked:
+            runner.on_failure("interrupted")
+        raise
+    except Exception:
+        if locked:
+            runner.on_failure("failed")
+        raise
     finally:
         close_all(hosts)
     if not result.ok:
+        runner.on_failure("failed")
         raise DeployFailed(result)
+    try:
+        runner.post()
+    except hooks.HookFailed as exc:
+        raise PostHookFailed(result, exc) from None
     return result
 
 
@@ -219,13 +270,15 @@ def _locked(
     secrets: Mapping[str, SecretValue],
     hosts: Sequence[SSHHost],
     opts: DeployOptions,
+    runner: hooks.HookRunner,
 ) -> DeployResult:
     """Phases 3 to 8 (minus prune) while the lock is held."""
     started = _now()
     jobs = [HostJob(host, rendered[host.name]) for host in hosts]
     if opts.build:
-        _build(loaded, release, opts)
+        _build(loaded, release, opts, runner)
     plan = _plan(release, rendered, jobs, environment)
+    runner.pre(f"pre-{opts.command}")
     try:
         ship_jobs(
             loaded,
@@ -273,10 +326,19 @@ def _locked(
     )
 
 
-def _build(loaded: LoadedConfig, release: Release, opts: DeployOptions) -> None:
-    from stagecraft.deploy.build import execute_build, plan_build
+def _build(
+    loaded: LoadedConfig, release: Release, opts: DeployOptions, runner: hooks.HookRunner
+) -> None:
+    """The ``pre-build`` hook when an image is to be built, then the build."""
+    from stagecraft.deploy.build import execute_build, image_exists, plan_build
 
-    for result in execute_build(plan_build(loaded, release), environ=opts.environ):
+    plan = plan_build(loaded, release)
+    # execute_build's rule: a dirty version is always rebuilt, an existing tag never is.
+    if runner.has("pre-build") and any(
+        release.version.dirty or not image_exists(item.image, opts.environ) for item in plan.images
+    ):
+        runner.pre("pre-build")
+    for result in execute_build(plan, environ=opts.environ):
         _say(opts, "local", result.service, f"image {result.image} {result.status}")
 
 
@@ -469,6 +531,7 @@ __all__ = [
     "DeployOptions",
     "DeployResult",
     "HostResult",
+    "PostHookFailed",
     "deploy",
     "render_result",
     "resolve_secrets",

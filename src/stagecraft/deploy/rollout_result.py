@@ -2,7 +2,8 @@
 
 :class:`DeployResult` is what :func:`stagecraft.deploy.pipeline.deploy` returns;
 :class:`DeployFailed` carries the same result when a host failed, with the exit
-code of the worst cause (3 health check, 5 only unreachable hosts, else 1).
+code of the worst cause (3 health check, 5 only unreachable hosts, else 1);
+:class:`PostHookFailed` carries a successful result whose post hook failed (exit 1).
 :class:`HostJob` is one host's work while the pipeline runs.
 
 Example::
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stagecraft.deploy.hooks import HookFailed
 from stagecraft.deploy.plan import HostPlan
 from stagecraft.deploy.render import RenderedHost
 from stagecraft.deploy.rollout import HostContext, ServiceOutcome
@@ -106,6 +108,20 @@ class DeployFailed(StagecraftError):
             if host.outcome != "success":
                 lines.append(f"  {host.host}: {host.outcome}: {host.error or ''}".rstrip(": "))
         return lines
+
+
+class PostHookFailed(HookFailed):
+    """The deploy or rollback succeeded, then its post hook failed; ``result`` is the success."""
+
+    def __init__(self, result: DeployResult, failure: HookFailed) -> None:
+        super().__init__(
+            failure.hook,
+            failure.message,
+            returncode=failure.returncode,
+            tail=failure.tail,
+            hint=failure.hint,
+        )
+        self.result = result
 
 
 @dataclass

@@ -11,6 +11,8 @@ from stagecraft.cli.context import AppContext, global_options, pass_app
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from stagecraft.config.loader import LoadedConfig
+    from stagecraft.deploy.hooks import Command, HookLine
     from stagecraft.deploy.pipeline import DeployResult
     from stagecraft.deploy.rollout import Progress
 
@@ -20,10 +22,16 @@ Phases: resolve, lock (on the primary host), build, ship, pre_deploy migrations,
 (hosts in parallel; web services start next to the old ones and take over once healthy),
 post_deploy migrations, record in every host's ledger, unlock, prune old images.
 Progress lines go to stderr; the result per host and service is printed at the end
-(--json: as data on stdout). --dry-run prints the plan and changes nothing.
+(--json: as data on stdout). --dry-run prints the plan (and the hooks that would run)
+and changes nothing.
 
-Exit codes: 3 a new container failed its health check (the old one keeps serving),
-4 another deploy holds the lock, 5 a host is unreachable.
+Hooks: the executables pre-build, pre-deploy, post-deploy and on-failure in
+.stagecraft/hooks/ run locally at those moments (docs/deploy.md, "Hooks"); a failing
+pre hook stops the deploy before any host changes. --skip-hooks runs none.
+
+Exit codes: 1 a hook failed (or another error), 3 a new container failed its health
+check (the old one keeps serving), 4 another deploy holds the lock, 5 a host is
+unreachable.
 """
 
 
@@ -39,15 +47,19 @@ Exit codes: 3 a new container failed its health check (the old one keeps serving
     metavar="SECONDS",
     help="Wait this long for a held deploy lock instead of failing at once.",
 )
+@click.option("--skip-hooks", is_flag=True, help="Run none of the .stagecraft/hooks/ hooks.")
 @global_options
 @pass_app
-def deploy(app: AppContext, version: str | None, allow_dirty: bool, lock_wait: float) -> None:
+def deploy(
+    app: AppContext, version: str | None, allow_dirty: bool, lock_wait: float, skip_hooks: bool
+) -> None:
     from stagecraft.deploy.pipeline import DeployOptions
     from stagecraft.deploy.pipeline import deploy as run_deploy
 
     env = app.require_env()
     loaded = app.load_config()
     if app.dry_run:
+        show_hooks(app, loaded, "deploy", skip=skip_hooks)
         show_plan(app, env, version)
         return
     options = DeployOptions(
@@ -55,6 +67,8 @@ def deploy(app: AppContext, version: str | None, allow_dirty: bool, lock_wait: f
         allow_dirty=allow_dirty,
         lock_wait=lock_wait,
         progress=progress_printer(app),
+        skip_hooks=skip_hooks,
+        hook_output=hook_printer(app),
     )
     run_and_report(app, lambda: run_deploy(loaded, env, options))
 
@@ -76,28 +90,56 @@ def show_plan(app: AppContext, env: str, version: str | None, *, migrations: boo
         unreachable(app, [h.host for h in result.unreachable], "planned the other hosts only")
 
 
+def show_hooks(app: AppContext, loaded: LoadedConfig, command: Command, *, skip: bool) -> None:
+    """For --dry-run: which hooks would run, on stderr (nothing when the project has none)."""
+    from stagecraft.deploy import hooks
+
+    if skip:
+        if (loaded.root / hooks.HOOKS_DIR).is_dir():
+            _stderr(app, "hooks: none would run (--skip-hooks)")
+        return
+    found = hooks.discover(loaded.root, command)  # a hook without +x fails here too
+    if found.planned():
+        _stderr(app, found.describe())
+
+
 def progress_printer(app: AppContext) -> Progress:
-    """Per-host progress lines on stderr (nothing with --quiet)."""
-    stream = app.output.stderr
+    """Per-host progress lines on stderr, redacted (nothing with --quiet)."""
 
     def show(host: str, service: str | None, message: str) -> None:
-        if app.quiet:
-            return
         where = f"{host} {service}" if service else host
-        stream.write(f"[{where}] {message}\n")
-        stream.flush()
+        _stderr(app, f"[{where}] {message}")
 
     return show
 
 
+def hook_printer(app: AppContext) -> HookLine:
+    """Each output line of a hook on stderr as ``[hook NAME] line``, redacted (not --quiet)."""
+
+    def show(hook: str, line: str) -> None:
+        _stderr(app, f"[hook {hook}] {line}")
+
+    return show
+
+
+def _stderr(app: AppContext, text: str) -> None:
+    from stagecraft.redact import redact
+
+    if app.quiet:
+        return
+    stream = app.output.stderr
+    stream.write(redact(text) + "\n")
+    stream.flush()
+
+
 def run_and_report(app: AppContext, run: Callable[[], DeployResult]) -> None:
     """Run the deploy/rollback, print the aggregate, re-raise a failure for the exit code."""
-    from stagecraft.deploy.pipeline import DeployFailed
+    from stagecraft.deploy.pipeline import DeployFailed, PostHookFailed
 
     try:
         result = run()
-    except DeployFailed as exc:
-        _report(app, exc.result)
+    except (DeployFailed, PostHookFailed) as exc:
+        _report(app, exc.result)  # a failed post hook: the deploy itself succeeded
         raise
     _report(app, result)
 
