@@ -171,3 +171,28 @@ def _kill_load_connections(address: str) -> None:
             and b"docker load" in line
         ):
             os.kill(int(proc), signal.SIGKILL)
+
+
+def test_images_sharing_layers_get_one_copy_of_each_and_load_whole(
+    sandbox3: Sandbox, app: dict[str, str]
+) -> None:
+    """An image built on another saves their shared top layer as a symlink (docker 20.10)."""
+    name = sandbox3.hosts[1].name
+    host = sandbox3.ssh_host(name)
+    child = app["v1"].replace(":v1", ":child")
+    child_id = _build(app["v1"], child, os.urandom(1 << 16))
+    sandbox3.docker(name, "image", "rm", "-f", app["v1_id"], app["v2_id"], child_id, check=False)
+    try:
+        both = ship.ship_over_ssh(host, [app["v1"], child, app["v2"]], timeout=300)
+        assert both.transfer is not None
+        assert _remote_id(sandbox3, name, app["v1"]) == app["v1_id"]
+        assert _remote_id(sandbox3, name, child) == child_id
+        assert _remote_id(sandbox3, name, app["v2"]) == app["v2_id"]
+        sandbox3.docker(name, "image", "rm", child)
+        again = ship.ship_over_ssh(host, [child], timeout=300)
+        assert again.transfer is not None and again.transfer.layers == 1
+        assert again.bytes_sent < (1 << 16) * 1.1 + OVERHEAD
+        assert _remote_id(sandbox3, name, child) == child_id
+    finally:
+        host.close()
+        process.run(["docker", "image", "rm", "-f", child], check=False)

@@ -50,6 +50,12 @@ class Entry:
     header: bytes
 
     @property
+    def regular(self) -> bool:
+        """A regular file (not a directory, link or other special entry)."""
+        kind = self.header[-BLOCK + 156 : -BLOCK + 157] if len(self.header) >= BLOCK else b"0"
+        return kind in (b"0", b"\0", b"7")
+
+    @property
     def padded(self) -> int:
         """Bytes of data on the wire (rounded up to whole blocks)."""
         return -(-self.size // BLOCK) * BLOCK

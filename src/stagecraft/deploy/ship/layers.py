@@ -476,17 +476,15 @@ def _export(
     hosts: Mapping[str, _Host],
     progress: Progress | None,
 ) -> None:
-    """Read one ``docker save`` of ``images`` and send each entry to the hosts that need it."""
+    """Read one ``docker save`` of ``images`` and send each entry to the hosts that need it.
+
+    Layer files are routed by diff ID: a host gets one file of each layer it
+    lacks (a layer in several images is one file, or a symlink to it in the
+    legacy layout), and its ``manifest.json`` points every image at the files
+    it got.
+    """
+    route = _Routing(images, local, hosts)
     fan = _Fan(hosts, progress)
-    everyone = tuple(hosts)
-    candidates = list(dict.fromkeys(c for name in images for c in local[name].chains))
-    diff_of = {
-        c: d for name in images for c, d in zip(local[name].chains, local[name].layers, strict=True)
-    }
-    by_diff: dict[str, set[str]] = {}
-    for layer_chain, diff in diff_of.items():
-        by_diff.setdefault(diff, set()).add(layer_chain)
-    dirs: dict[str, str | None] = {}
     manifest = b""
     with process.reading(["docker", "save", *images], hint="check the images exist locally") as out:
         reader = TarReader(out)
@@ -497,16 +495,13 @@ def _export(
                 if entry.name == "manifest.json":
                     manifest = b"".join(reader.data(entry))[: entry.size]
                     continue
-                chain, blob = _identify(entry, dirs, by_diff)
                 if entry.name.endswith("/json") and entry.size < (1 << 20):
                     data = b"".join(reader.data(entry))
-                    directory = entry.name.rsplit("/", 1)[0]
-                    dirs[directory] = legacy_chain(
-                        directory, data[: entry.size].decode("utf-8", "replace"), candidates
-                    )
-                    fan.write(everyone, entry.header + data)
+                    route.learn(entry.name, data[: entry.size])
+                    fan.write(route.everyone, entry.header + data)
                     continue
-                audience = _audience(chain, blob, hosts, everyone, by_diff)
+                diff = route.diff(entry)
+                audience = route.audience(entry, diff)
                 fan.write(audience, entry.header)
                 digest = hashlib.sha256()
                 left = entry.size
@@ -514,80 +509,103 @@ def _export(
                     digest.update(part[: max(0, left)])
                     left -= len(part)
                     fan.write(audience, part)
-                if chain is not None:
-                    _count_layer(chain, audience, hosts, diff_of, digest.hexdigest())
+                if diff is not None and entry.regular:
+                    if "sha256:" + digest.hexdigest() != diff:
+                        raise ArchiveError(f"{entry.name} was taken for layer {diff} but is not")
+                    route.sent(entry.name, diff, audience)
             else:
-                _finish(fan, hosts, manifest)
+                fan.close_member()
+                for name, host in hosts.items():
+                    fan.send_raw(name, _manifest_for(host, manifest, local, route.paths[name]))
         except ArchiveError as exc:
             raise CommandFailed(["docker save", *images], 1, str(exc)) from None
 
 
-def _identify(
-    entry: Entry, dirs: Mapping[str, str | None], by_diff: Mapping[str, set[str]]
-) -> tuple[str | None, bool]:
-    """The chain ID of a layer entry (or None), and whether it is an OCI blob."""
-    if entry.name.endswith("/layer.tar"):
-        return dirs.get(entry.name.rsplit("/", 1)[0]), False
-    if entry.name.startswith("blobs/sha256/"):
-        diff = "sha256:" + entry.name.rsplit("/", 1)[1]
-        chains = by_diff.get(diff)
-        return (sorted(chains)[0] if chains else None), True
-    return None, False
+class _Routing:
+    """Which archive entry goes to which host (see :func:`_export`)."""
+
+    def __init__(
+        self, images: Sequence[str], local: Mapping[str, LocalImage], hosts: Mapping[str, _Host]
+    ) -> None:
+        self.hosts = hosts
+        self.everyone = tuple(hosts)
+        self.candidates = list(dict.fromkeys(c for name in images for c in local[name].chains))
+        self.diff_of = {
+            chain: diff
+            for name in images
+            for chain, diff in zip(local[name].chains, local[name].layers, strict=True)
+        }
+        self.wanted = {
+            name: {self.diff_of[c] for c in host.need.chains if c in self.diff_of}
+            for name, host in hosts.items()
+        }
+        self.dirs: dict[str, str | None] = {}  # legacy layer directory -> its diff ID
+        self.paths: dict[str, dict[str, str]] = {name: {} for name in hosts}  # host: diff -> file
+
+    def learn(self, name: str, data: bytes) -> None:
+        """A legacy ``<v1 id>/json`` entry: which layer its directory holds."""
+        directory = name.rsplit("/", 1)[0]
+        chain = legacy_chain(directory, data.decode("utf-8", "replace"), self.candidates)
+        self.dirs[directory] = self.diff_of.get(chain) if chain else None
+
+    def diff(self, entry: Entry) -> str | None:
+        """The diff ID of a layer entry; None for any other entry (or one not identified)."""
+        if entry.name.endswith("/layer.tar"):
+            return self.dirs.get(entry.name.rsplit("/", 1)[0])
+        if entry.name.startswith("blobs/sha256/"):
+            diff = "sha256:" + entry.name.rsplit("/", 1)[1]
+            return diff if diff in self.diff_of.values() else None
+        return None
+
+    def audience(self, entry: Entry, diff: str | None) -> tuple[str, ...]:
+        """Hosts lacking the layer (once each), whole-image hosts; everyone for other entries."""
+        if diff is None and not entry.name.endswith("/layer.tar"):
+            return self.everyone  # configs, directories, VERSION, OCI index: small
+        if diff is None:
+            return self.everyone  # a layer not identified: correct everywhere, only larger
+        whole = tuple(n for n, h in self.hosts.items() if h.need.whole is not None)
+        if not entry.regular:  # a symlink to the same layer's file elsewhere in the archive
+            return whole
+        lacking = tuple(
+            name
+            for name, host in self.hosts.items()
+            if host.need.whole is None
+            and diff in self.wanted[name]
+            and diff not in self.paths[name]
+        )
+        return tuple(n for n in self.everyone if n in whole or n in lacking)
+
+    def sent(self, name: str, diff: str, audience: tuple[str, ...]) -> None:
+        for host in audience:
+            self.paths[host].setdefault(diff, name)
+            self.hosts[host].sending.layers += 1
 
 
-def _audience(
-    chain: str | None,
-    blob: bool,
-    hosts: Mapping[str, _Host],
-    everyone: tuple[str, ...],
-    by_diff: Mapping[str, set[str]],
-) -> tuple[str, ...]:
-    """The hosts an entry goes to: those lacking its layer; everyone for any other entry."""
-    if chain is None:
-        return everyone
-    if blob:  # an OCI blob is one file for every chain ending in that layer
-        diff = next(d for d, chains in by_diff.items() if chain in chains)
-        wanted = by_diff[diff]
-    else:
-        wanted = {chain}
-    return tuple(
-        name
-        for name, host in hosts.items()
-        if host.need.whole is not None or host.need.chains & wanted
-    )
-
-
-def _count_layer(
-    chain: str,
-    audience: tuple[str, ...],
-    hosts: Mapping[str, _Host],
-    diff_of: Mapping[str, str],
-    sha256_hex: str,
-) -> None:
-    """Count a sent layer, and check it was the layer we took it for."""
-    if diff_of.get(chain) != "sha256:" + sha256_hex:
-        raise ArchiveError(f"a layer entry was identified as {diff_of.get(chain)} but is not")
-    for name in audience:
-        hosts[name].sending.layers += 1
-
-
-def _finish(fan: _Fan, hosts: Mapping[str, _Host], manifest: bytes) -> None:
-    """Per host, its own ``manifest.json`` (its images only) and the end of the archive."""
-    fan.close_member()
+def _manifest_for(
+    host: _Host, manifest: bytes, local: Mapping[str, LocalImage], paths: Mapping[str, str]
+) -> bytes:
+    """``manifest.json`` for one host (its images, each layer at the file it got), as tar bytes."""
     try:
         items = json.loads(manifest) if manifest else []
     except ValueError as exc:
         raise ArchiveError(f"the archive's manifest.json is not JSON: {exc}") from None
-    for name, host in hosts.items():
-        wanted = set(host.need.send)
-        own = []
-        for item in items:
-            tags = [t for t in item.get("RepoTags") or [] if t in wanted]
-            if tags:
-                own.append({**item, "RepoTags": tags})
-        data = json.dumps(own).encode()
-        padding = b"\0" * (-len(data) % 512)
-        fan.send_raw(name, header("manifest.json", len(data)) + data + padding + END_OF_ARCHIVE)
+    wanted = set(host.need.send)
+    own = []
+    for item in items:
+        tags = [t for t in item.get("RepoTags") or [] if t in wanted]
+        if not tags:
+            continue
+        entry = {**item, "RepoTags": tags}
+        if host.need.whole is None:
+            diffs = local[tags[0]].layers
+            entry["Layers"] = [
+                paths.get(diff, path)
+                for diff, path in zip(diffs, item.get("Layers") or [], strict=False)
+            ]
+        own.append(entry)
+    data = json.dumps(own).encode()
+    padding = b"\0" * (-len(data) % 512)
+    return header("manifest.json", len(data)) + data + padding + END_OF_ARCHIVE
 
 
 def describe(sending: Sending) -> str:
