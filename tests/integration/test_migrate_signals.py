@@ -50,7 +50,17 @@ def project(tmp_path: Path, dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterat
         monkeypatch.delenv(var, raising=False)
     # a SIGHUP would point a terminal's stdout/stderr at /dev/null: not pytest's
     monkeypatch.setattr(cli_signals, "drop_terminal_output", lambda: None)
+    # As in a fresh `stagecraft` process: the default handlers, which the CLI takes over
+    # (pytest-cov puts its own on SIGTERM, and the CLI leaves a handler it did not expect).
+    previous = {
+        sig: signal.signal(
+            sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        )
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     yield tmp_path
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
     logger = logging.getLogger("stagecraft")  # run() attached a handler to captured stderr
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
