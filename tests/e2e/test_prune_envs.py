@@ -124,3 +124,63 @@ def test_staging_deploys_keep_productions_rollback_images(
         f"label=com.docker.compose.project={name}-production",
     )
     assert running.stdout.split() == [f"{name}/worker:v1"]
+
+
+def test_prune_on_demand_and_remove_take_only_one_environment_off(
+    sandbox3: Sandbox, project: tuple[Path, str]
+) -> None:
+    """Issue 12 item 6: `prune` (with --dry-run) and `remove` on a host two environments share."""
+    import json
+
+    root, name = project
+    environ = {
+        **os.environ,
+        "STAGECRAFT_SSH_CONFIG": str(sandbox3.ssh_config),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+
+    def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        argv = ["stagecraft", "-c", str(root / "stagecraft.yml"), *args]
+        out = subprocess.run(
+            argv, capture_output=True, text=True, env=environ, timeout=300, stdin=subprocess.DEVNULL
+        )
+        assert out.returncode == code, f"{args}:\n{out.stdout}\n{out.stderr}"
+        return out
+
+    def running(env: str) -> list[str]:
+        label = f"label=com.docker.compose.project={name}-{env}"
+        found = sandbox3.docker("h1", "ps", "--format", "{{.Image}}", "--filter", label)
+        return found.stdout.split()
+
+    for version in ("v1", "v2", "v3"):
+        cli("deploy", "--env", "production", "--version", version)
+    cli("deploy", "--env", "staging", "--version", "v3")
+    # Each deploy pruned down to production's retain 2 (v3, v2). Retaining 1, v2 may go
+    # too: the dry run says so and removes nothing.
+    dry = cli("prune", "--env", "production", "--retain", "1", "--dry-run")
+    assert dry.stdout.strip() == f"h1: would remove {name}/worker:v2"
+    shown = json.loads(cli("prune", "--env", "production", "--dry-run", "--json").stdout)
+    assert shown["images"] == {"h1": []} and shown["retain"] == 2
+    listed = sandbox3.docker("h1", "image", "ls", "--format", "{{.Tag}}", f"{name}/worker")
+    assert sorted(listed.stdout.split()) == ["v2", "v3"]
+    cli("prune", "--env", "production", "--retain", "1")
+    listed = sandbox3.docker("h1", "image", "ls", "--format", "{{.Tag}}", f"{name}/worker")
+    assert listed.stdout.split() == ["v3"]  # staging's v3 is production's current too
+
+    # Without a terminal and without --yes, remove shows the plan and refuses.
+    refused = cli("remove", "--env", "staging", code=2)
+    assert f"remove the whole app of {name} staging:" in refused.stdout
+    assert f"{name}-staging-worker" in refused.stdout and "--yes" in refused.stderr
+    assert running("staging") == [f"{name}/worker:v3"]
+
+    cli("remove", "--env", "staging", "--yes")
+    assert running("staging") == [] and running("production") == [f"{name}/worker:v3"]
+    releases = json.loads(cli("releases", "--env", "staging", "--json").stdout)["releases"]
+    assert releases[0]["command"] == "remove" and releases[0]["outcome"] == "success"
+    gone = sandbox3.ssh_host("h1").run(
+        ["test", "-d", f"{STATE_ROOT}/apps/{name}/staging/releases"], check=False
+    )
+    assert gone.returncode != 0
+    again = cli("remove", "--env", "staging", "--yes")  # nothing left: says so, succeeds
+    assert "h1: nothing to remove" in again.stdout
+    assert sandbox3.docker("h1", "image", "inspect", f"{name}/worker:v3").returncode == 0

@@ -72,6 +72,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Apply pending database migrations, or show the plan or status.",
     ),
     "plan": ("stagecraft.cli.commands.plan", "plan", "Show what a deploy would change per host."),
+    "prune": (
+        "stagecraft.cli.commands.remove",
+        "prune",
+        "Remove an environment's old release images now.",
+    ),
+    "remove": (
+        "stagecraft.cli.commands.remove",
+        "remove",
+        "Take the app (or some services) off an environment's hosts.",
+    ),
     "logs": (
         "stagecraft.cli.commands.logs",
         "logs",

@@ -166,7 +166,17 @@ class Release:
     @property
     def images(self) -> set[str]:
         """Every image tag the release ran, on any host."""
-        return {svc.image for record in self.hosts.values() for svc in record.services.values()}
+        return {
+            svc.image
+            for record in self.hosts.values()
+            for svc in record.services.values()
+            if svc.image
+        }
+
+    @property
+    def deployed(self) -> bool:
+        """A deploy or rollback (a ``remove`` record takes services away: nothing to return to)."""
+        return self.command != "remove"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -311,7 +321,7 @@ def previous_successful(releases: Sequence[Release], current: str | None = None)
     ``current`` defaults to the newest successful release (what is running).
     ``releases`` are newest first, as :func:`merge` returns them.
     """
-    successful = [r for r in releases if r.outcome == "success"]
+    successful = [r for r in releases if r.outcome == "success" and r.deployed]
     if current is None:
         return successful[1] if len(successful) > 1 else None
     older = [r for r in successful if r.id < current]
@@ -322,7 +332,7 @@ def releases_to_keep(
     releases: Sequence[Release], retain: int, current: str | None = None
 ) -> list[Release]:
     """The last ``retain`` successful releases plus ``current``: their images must stay."""
-    kept = [r for r in releases if r.outcome == "success"][:retain]
+    kept = [r for r in releases if r.outcome == "success" and r.deployed][:retain]
     if current is not None and all(r.id != current for r in kept):
         kept += [r for r in releases if r.id == current]
     return kept

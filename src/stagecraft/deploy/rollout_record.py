@@ -100,38 +100,85 @@ def prune(
     production's rollback images, even when both ran the same version. Images a
     container still uses are refused by Docker and stay.
     """
-    env = release.env or ""
+    found = prunable(
+        hosts, release.project, release.env or "", retain=retain, current=release.id,
+        parallel=parallel, record_retain=True,
+    )  # fmt: skip
+    by_name = {h.name: h for h in hosts}
+
+    def one(name: str) -> None:
+        old = found[name]
+        if isinstance(old, BaseException) or not old:
+            return
+        by_name[name].docker("image", "rm", *old, check=False)
+        message = f"pruned up to {len(old)} old image(s)"
+        log.event(logger, logging.DEBUG, message, host=name, phase="prune")
+        if progress is not None:
+            progress(name, None, message)
+
+    fan_out(list(found), one, name=lambda n: n, parallel=parallel)
+
+
+def prunable(
+    hosts: Sequence[SSHHost],
+    project: str,
+    env: str,
+    *,
+    retain: int,
+    current: str | None = None,
+    parallel: int = 4,
+    record_retain: bool = False,
+) -> dict[str, tuple[str, ...] | BaseException]:
+    """Per host, this environment's images that the retain policy lets go (or why not read).
+
+    ``current`` (default: the newest release) is always kept. With
+    ``record_retain``, ``retain`` is written next to the ledger for the other
+    environments' prunes to honour.
+    """
     try:
-        found = ledger.history(hosts, release.project, env)
-    except StagecraftError:
-        return
+        found = ledger.history(hosts, project, env)
+    except StagecraftError as exc:
+        return {host.name: exc for host in hosts}
+    if current is None and found.releases:
+        current = found.releases[0].id
     ours = {image for r in found.releases for image in r.images}
-    candidates = ours - ledger.images_to_keep(found.releases, retain, release.id)
+    candidates = ours - ledger.images_to_keep(found.releases, retain, current)
 
-    def one(host: SSHHost) -> None:
-        others = _retained_by_others(host, release.project, env, retain)
+    def one(host: SSHHost) -> tuple[str, ...]:
+        others = retained_elsewhere(
+            host, project, env, record_retain=retain if record_retain else None
+        )
         listed = host.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False)
-        old = sorted((set(listed.stdout.split()) & candidates) - others)
-        if old:
-            host.docker("image", "rm", *old, check=False)
-            message = f"pruned up to {len(old)} old image(s)"
-            log.event(logger, logging.DEBUG, message, host=host.name, phase="prune")
-            if progress is not None:
-                progress(host.name, None, message)
+        return tuple(sorted((set(listed.stdout.split()) & candidates) - others))
 
-    fan_out(list(hosts), one, name=lambda h: h.name, parallel=parallel)
+    result = fan_out(list(hosts), one, name=lambda h: h.name, parallel=parallel)
+    return {
+        o.name: o.value if o.value is not None else (o.error or StagecraftError("not read"))
+        for o in result.outcomes
+    }
 
 
 _LEDGER_HEADER = "#stagecraft-ledger "
 
 
-def _retained_by_others(host: SSHHost, project: str, env: str, retain: int) -> set[str]:
-    """Record our ``retain`` on ``host``; return the images other environments there retain."""
+def retained_elsewhere(
+    host: SSHHost, project: str, env: str, *, record_retain: int | None = None
+) -> set[str]:
+    """The images that the other environments with a ledger on ``host`` retain.
+
+    Each keeps its last ``retain`` successful releases (as its own prune wrote
+    next to its ledger) and its newest release; all of them when it never said.
+    With ``record_retain``, this environment's ``retain`` is written first.
+    """
     mine = app_dir(project, env)
-    script = (
-        f"me={shlex.quote(mine)}; "
-        f'mkdir -p "$me" && printf "%s\\n" {retain} > "$me/retain.tmp" '
+    write = (
+        f'mkdir -p "$me" && printf "%s\\n" {record_retain} > "$me/retain.tmp" '
         '&& mv -f "$me/retain.tmp" "$me/retain" || exit 1; '
+        if record_retain is not None
+        else ""
+    )
+    script = (
+        f"me={shlex.quote(mine)}; {write}"
         f"for f in {shlex.quote(STATE_ROOT)}/apps/*/*/ledger.jsonl; do "
         '[ -f "$f" ] || continue; d="${f%/ledger.jsonl}"; [ "$d" = "$me" ] && continue; '
         'r="$(cat "$d/retain" 2>/dev/null)"; '

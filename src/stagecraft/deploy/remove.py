@@ -1,0 +1,204 @@
+"""Taking an app off its hosts (``stagecraft remove``) and the retain policy on demand (``prune``).
+
+``remove`` is planned first (:func:`plan_removal`: per host, the app's
+containers, its routes on the shared proxy, its release files and, with
+``images``, the images no other environment on the host retains), shown and
+confirmed, then carried out per host in parallel (:func:`remove`): routes
+first (the proxy keeps serving every other app), then containers, files and
+images, and a ``remove`` record in the host's ledger. Removing some services
+keeps the others running and their routes served.
+
+Example::
+
+    plan = plan_removal(hosts, "shop", "staging", services=(), images=True)
+    print(render_removal(plan))
+    result = remove(hosts, plan, release)      # GroupResult, one outcome per host
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from stagecraft.deploy import edge, ledger, lock
+from stagecraft.deploy.release import Release
+from stagecraft.deploy.rollout_record import retained_elsewhere
+from stagecraft.deploy.state import read_host_state
+from stagecraft.deploy.state_layout import app_dir
+from stagecraft.runtime.fanout import GroupResult, fan_out
+from stagecraft.runtime.ssh import SSHHost
+
+
+@dataclass(frozen=True)
+class HostRemoval:
+    """What removing the app (or some services) takes off one host."""
+
+    host: str
+    containers: tuple[str, ...]
+    services: tuple[str, ...]
+    routes: tuple[str, ...]
+    release_files: bool
+    images: tuple[str, ...]
+    error: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.containers or self.routes or self.release_files or self.images)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "containers": list(self.containers),
+            "services": list(self.services),
+            "routes": list(self.routes),
+            "release_files": self.release_files,
+            "images": list(self.images),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class RemovalPlan:
+    """The whole removal: which services (empty: all of the app) and every host's part."""
+
+    project: str
+    env: str
+    services: tuple[str, ...]
+    hosts: tuple[HostRemoval, ...]
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        return {h.host: h.error for h in self.hosts if h.error is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "env": self.env,
+            "services": list(self.services) or "all",
+            "hosts": [h.to_json() for h in self.hosts],
+        }
+
+
+def plan_removal(
+    hosts: Sequence[SSHHost],
+    project: str,
+    env: str,
+    *,
+    services: Sequence[str] = (),
+    images: bool = False,
+    parallel: int = 4,
+) -> RemovalPlan:
+    """Read every host and list what :func:`remove` would take off it (changes nothing)."""
+    chosen = tuple(sorted(set(services)))
+    history = ledger.history(hosts, project, env, parallel=parallel) if images else None
+
+    def one(host: SSHHost) -> HostRemoval:
+        state = read_host_state(host, project, env)
+        containers = tuple(c.name for c in state.containers if not chosen or c.service in chosen)
+        removed = sorted({c.service for c in state.containers if not chosen or c.service in chosen})
+        upstreams = {edge.upstream_name(project, env, s) for s in chosen}
+        routes = tuple(
+            f"{r.host}{r.path or ''}"
+            for r in edge.read_routes(host).get(f"{project}/{env}", [])
+            if not chosen or r.upstream_host in upstreams
+        )
+        files = not chosen and host.run(["test", "-d", _releases(project, env)], check=False).ok
+        dropped: tuple[str, ...] = ()
+        if history is not None:
+            ours = {
+                svc.image
+                for r in history.releases
+                for record in r.hosts.values()
+                for name, svc in record.services.items()
+                if not chosen or name in chosen
+            }
+            listed = host.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout
+            dropped = tuple(
+                sorted((ours & set(listed.split())) - retained_elsewhere(host, project, env))
+            )
+        return HostRemoval(host.name, containers, tuple(removed), routes, files, dropped)
+
+    result = fan_out(list(hosts), one, name=lambda h: h.name, parallel=parallel)
+    found = []
+    for outcome in result.outcomes:
+        if outcome.value is not None:
+            found.append(outcome.value)
+        else:
+            error = str(getattr(outcome.error, "message", outcome.error))
+            found.append(HostRemoval(outcome.name, (), (), (), False, (), error))
+    return RemovalPlan(project, env, chosen, tuple(found))
+
+
+def render_removal(plan: RemovalPlan) -> str:
+    """The plan as the lines the confirmation shows."""
+    what = ", ".join(plan.services) if plan.services else "the whole app"
+    lines = [f"remove {what} of {plan.project} {plan.env}:"]
+    for host in plan.hosts:
+        if host.error is not None:
+            lines.append(f"  {host.host}: unreachable: {host.error}")
+            continue
+        if host.empty:
+            lines.append(f"  {host.host}: nothing to remove")
+            continue
+        lines.append(f"  {host.host}:")
+        if host.containers:
+            lines.append(f"    containers: {', '.join(host.containers)}")
+        if host.routes:
+            lines.append(f"    routes: {', '.join(host.routes)} (the proxy keeps the other apps')")
+        if host.release_files:
+            lines.append(f"    release files: {_releases(plan.project, plan.env)}")
+        if host.images:
+            lines.append(f"    images: {', '.join(host.images)}")
+    return "\n".join(lines)
+
+
+def remove(
+    hosts: Sequence[SSHHost], plan: RemovalPlan, release: Release, *, parallel: int = 4
+) -> GroupResult[HostRemoval]:
+    """Carry ``plan`` out on every host it reached; each host writes a ``remove`` record."""
+    by_name = {h.host: h for h in plan.hosts if h.error is None}
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    chosen = set(plan.services)
+    upstreams = {edge.upstream_name(plan.project, plan.env, s) for s in chosen}
+
+    def one(host: SSHHost) -> HostRemoval:
+        part = by_name[host.name]
+        if part.routes:
+            kept = [
+                r
+                for r in edge.read_routes(host).get(f"{plan.project}/{plan.env}", [])
+                if chosen and r.upstream_host not in upstreams
+            ]
+            edge.apply_routes(host, plan.project, plan.env, kept)
+        if part.containers:
+            host.docker("rm", "-f", *part.containers)
+        if part.release_files:
+            host.run(["rm", "-rf", _releases(plan.project, plan.env)])
+        if part.images:
+            host.docker("image", "rm", *part.images, check=False)
+        record = ledger.LedgerRecord(
+            release=release.id,
+            version=release.version.value,
+            env=plan.env,
+            host=host.name,
+            started_at=started,
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            by=lock.local_identity(),
+            command="remove",
+            outcome="success",
+            services={
+                name: ledger.ServiceRecord("", None, None, "removed") for name in part.services
+            },
+            peers={name: "success" for name in by_name},
+        )
+        ledger.append(host, plan.project, record, secrets=[])
+        return part
+
+    targets = [h for h in hosts if h.name in by_name]
+    return fan_out(targets, one, name=lambda h: h.name, parallel=parallel)
+
+
+def _releases(project: str, env: str) -> str:
+    return f"{app_dir(project, env)}/releases"
