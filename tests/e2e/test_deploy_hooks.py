@@ -239,3 +239,51 @@ def test_passing_hooks_run_in_order_with_their_environment_and_no_secret(
     for host in project.hosts[:2]:
         assert _containers(project, host), host.name
     assert lock.status(project.hosts[0], project.name, "production") is None
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as stdin, stdout and stderr: exit code, output."""
+    import os as _os
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        argv, stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True
+    )
+    _os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                data = _os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    _os.close(leader)
+    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
+
+
+def test_on_a_terminal_a_deploy_shows_the_live_view_and_ends_with_the_summary(
+    project: Project,
+) -> None:
+    """Issue 12 item 4: one row per host, updated in place, then the usual summary."""
+    argv = ["stagecraft", "-c", str(project.root / "stagecraft.yml"), "deploy"]
+    argv += ["--env", "production", "--version", "v2", "--skip-hooks"]
+    code, shown = _on_a_terminal(argv, {**project.env, "COLUMNS": "160"}, timeout=600)
+    assert code == 0, shown
+    assert CANARY not in shown and "Traceback" not in shown
+    assert "HOST" in shown and "PHASE" in shown and "OUTCOME" in shown
+    for host in ("web-1", "web-2", "data-1"):
+        assert host in shown
+    assert "\x1b[" in shown  # drawn in place (cursor movement), not one line per event
+    assert "[web-1 web] switched" not in shown  # the plain line stream is not printed
+    assert shown.rstrip().splitlines()[-1].strip() == "ok"  # render_result's last line
+    assert "deploy v2 to production" in shown

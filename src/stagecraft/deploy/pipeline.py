@@ -98,6 +98,7 @@ class DeployOptions:
     progress: Progress | None = None
     skip_hooks: bool = False
     hook_output: hooks.HookLine | None = None  # each hook output line (else logged)
+    live: bool = False  # progress as it goes (a terminal): shipping reports bytes every second
 
 
 def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None) -> DeployResult:
@@ -288,6 +289,7 @@ def _locked(
             secrets=secrets,
             environ=opts.environ,
             say=lambda host, message: _say(opts, host, None, message),
+            live=opts.live,
         )
         _prepare(
             loaded,

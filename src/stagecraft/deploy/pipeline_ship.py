@@ -39,24 +39,28 @@ def ship_jobs(
     secrets: Mapping[str, SecretValue],
     environ: Mapping[str, str] | None,
     say: Say,
+    live: bool = False,
 ) -> None:
-    """Put each host's images on it: over SSH (what it lacks) or pushed once, then pulled."""
-    live = [j for j in jobs if j.alive]
-    wanted = images_to_ship(loaded, environment, release, live, environ)
+    """Put each host's images on it: over SSH (what it lacks) or pushed once, then pulled.
+
+    With ``live``, each host's transfer is reported every second as it goes.
+    """
+    alive = [j for j in jobs if j.alive]
+    wanted = images_to_ship(loaded, environment, release, alive, environ)
     target = registry_target(environment, release, secrets)
     if target is None:
         proxy = proxy_image(loaded, environment, release, environ)
-        for job in live:
+        for job in alive:
             if proxy is not None and serves_routes(environment, job):
                 wanted[job.name] = sorted({*wanted[job.name], proxy})
-        _ship_over_ssh([j for j in live if wanted[j.name]], wanted, environment, say)
+        _ship_over_ssh([j for j in alive if wanted[j.name]], wanted, environment, say, live)
         return
     pushing = sorted({image for images in wanted.values() for image in images})
     if pushing:
         try:
             ship.push(pushing, target)
         except StagecraftError as exc:
-            for job in live:
+            for job in alive:
                 job.fail(exc)
                 job.error = f"push to {target.registry} failed: {exc.message}"
             return
@@ -68,7 +72,7 @@ def ship_jobs(
             ship.pull_on_host(job.host, ship.local_image_ids(images), target)
             say(job.name, f"images on host ({len(images)})")
 
-    run_jobs(live, one, environment.deploy.parallel)
+    run_jobs(alive, one, environment.deploy.parallel)
 
 
 def _ship_over_ssh(
@@ -76,9 +80,10 @@ def _ship_over_ssh(
     wanted: Mapping[str, list[str]],
     environment: EnvironmentConfig,
     say: Say,
+    live: bool,
 ) -> None:
     """Send each host the layers it lacks, all from one local export."""
-    progress = _progress(say) if say_live() else None
+    progress = _progress(say) if live else None
     try:
         result = ship.ship_over_ssh_many(
             [(j.host, wanted[j.name]) for j in jobs],
@@ -105,13 +110,6 @@ def _ship_over_ssh(
             say(job.name, f"images on host: {layers.describe(transfer)}")
         else:
             say(job.name, f"images on host ({len(wanted[job.name])})")
-
-
-def say_live() -> bool:
-    """Whether transfers report progress as they go (stderr is a terminal)."""
-    import sys
-
-    return sys.stderr.isatty()
 
 
 def _progress(say: Say) -> layers.Progress:

@@ -11,6 +11,7 @@ from stagecraft.cli.context import AppContext, global_options, pass_app
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from stagecraft.cli.live import DeployView
     from stagecraft.config.loader import LoadedConfig
     from stagecraft.deploy.hooks import Command, HookLine
     from stagecraft.deploy.pipeline import DeployResult
@@ -62,15 +63,17 @@ def deploy(
         show_hooks(app, loaded, "deploy", skip=skip_hooks)
         show_plan(app, env, version)
         return
+    view = live_view(app, loaded, env)
     options = DeployOptions(
         version=version,
         allow_dirty=allow_dirty,
         lock_wait=lock_wait,
-        progress=progress_printer(app),
+        progress=view.progress if view is not None else progress_printer(app),
         skip_hooks=skip_hooks,
-        hook_output=hook_printer(app),
+        hook_output=hook_printer(app, view),
+        live=view is not None,
     )
-    run_and_report(app, lambda: run_deploy(loaded, env, options))
+    run_and_report(app, lambda: run_deploy(loaded, env, options), view)
 
 
 def show_plan(app: AppContext, env: str, version: str | None, *, migrations: bool = True) -> None:
@@ -113,13 +116,29 @@ def progress_printer(app: AppContext) -> Progress:
     return show
 
 
-def hook_printer(app: AppContext) -> HookLine:
+def hook_printer(app: AppContext, view: DeployView | None = None) -> HookLine:
     """Each output line of a hook on stderr as ``[hook NAME] line``, redacted (not --quiet)."""
 
     def show(hook: str, line: str) -> None:
-        _stderr(app, f"[hook {hook}] {line}")
+        if view is not None:
+            view.line(f"[hook {hook}] {line}")
+        else:
+            _stderr(app, f"[hook {hook}] {line}")
 
     return show
+
+
+def live_view(app: AppContext, loaded: LoadedConfig, env: str) -> DeployView | None:
+    """The live view of the hosts when stderr is a terminal (not --quiet, --json logs)."""
+    stream = app.output.stderr
+    if app.quiet or app.log_format == "json" or not stream.isatty():
+        return None
+    from rich.console import Console
+
+    from stagecraft.cli.live import DeployView
+
+    console = Console(file=stream, no_color=app.no_color, highlight=False)
+    return DeployView(console, list(loaded.environment(env).hosts))
 
 
 def _stderr(app: AppContext, text: str) -> None:
@@ -132,16 +151,28 @@ def _stderr(app: AppContext, text: str) -> None:
     stream.flush()
 
 
-def run_and_report(app: AppContext, run: Callable[[], DeployResult]) -> None:
-    """Run the deploy/rollback, print the aggregate, re-raise a failure for the exit code."""
+def run_and_report(
+    app: AppContext, run: Callable[[], DeployResult], view: DeployView | None = None
+) -> None:
+    """Run the deploy/rollback, print the aggregate, re-raise a failure for the exit code.
+
+    With ``view``, the live table runs meanwhile and ends showing each host's outcome.
+    """
+    import contextlib
+
     from stagecraft.deploy.pipeline import DeployFailed, PostHookFailed
 
-    try:
-        result = run()
-    except (DeployFailed, PostHookFailed) as exc:
-        _report(app, exc.result)  # a failed post hook: the deploy itself succeeded
-        raise
+    failure: DeployFailed | PostHookFailed | None = None
+    with view if view is not None else contextlib.nullcontext():
+        try:
+            result = run()
+        except (DeployFailed, PostHookFailed) as exc:
+            result, failure = exc.result, exc  # a failed post hook: the deploy itself succeeded
+        if view is not None:
+            view.finish({host.host: host.outcome for host in result.hosts})
     _report(app, result)
+    if failure is not None:
+        raise failure
 
 
 def _report(app: AppContext, result: DeployResult) -> None:

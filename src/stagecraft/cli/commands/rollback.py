@@ -31,6 +31,7 @@ and prints the plan of its version (and the hooks that would run), changing noth
 def rollback(app: AppContext, to: str | None, lock_wait: float, skip_hooks: bool) -> None:
     from stagecraft.cli.commands.deploy import (
         hook_printer,
+        live_view,
         progress_printer,
         run_and_report,
         show_hooks,
@@ -47,10 +48,12 @@ def rollback(app: AppContext, to: str | None, lock_wait: float, skip_hooks: bool
         show_hooks(app, loaded, "rollback", skip=skip_hooks)
         show_plan(app, env, target.version)
         return
+    view = live_view(app, loaded, env)
     options = DeployOptions(
         lock_wait=lock_wait,
-        progress=progress_printer(app),
+        progress=view.progress if view is not None else progress_printer(app),
         skip_hooks=skip_hooks,
-        hook_output=hook_printer(app),
+        hook_output=hook_printer(app, view),
+        live=view is not None,
     )
-    run_and_report(app, lambda: run_rollback(loaded, env, to=to, options=options))
+    run_and_report(app, lambda: run_rollback(loaded, env, to=to, options=options), view)
