@@ -17,12 +17,12 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from stagecraft.deploy import ship
-from stagecraft.deploy.ship import layers
+from stagecraft.deploy.ship import stream
 from stagecraft.runtime import process
 from stagecraft.testing.images import ensure_debian_image
 from stagecraft.testing.sandbox import Sandbox
@@ -64,16 +64,13 @@ def _gzip_size_of_top_layer(tag: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def app(sandbox3: Sandbox) -> Iterator[dict[str, str]]:
-    """v1 and v2 of an app on the Debian base; every host starts without them."""
+def app() -> Iterator[dict[str, str]]:
+    """v1 and v2 of an app on the Debian base, on the local daemon only."""
     base = ensure_debian_image()
     name = f"shiplayers/app{uuid.uuid4().hex[:6]}"
     tags = {"v1": f"{name}:v1", "v2": f"{name}:v2"}
     ids = {v: _build(base, tag, os.urandom(1 << 20)) for v, tag in tags.items()}
     yield {**tags, **{f"{v}_id": ids[v] for v in ids}}
-    for host in sandbox3.hosts:
-        sandbox3.docker(host.name, "image", "rm", "-f", *ids.values(), check=False)
-        sandbox3.docker(host.name, "image", "rm", "-f", base, check=False)
     process.run(["docker", "image", "rm", "-f", *tags.values()], check=False)
 
 
@@ -83,8 +80,9 @@ def _remote_id(sandbox: Sandbox, host: str, tag: str) -> str | None:
 
 
 def test_a_redeploy_sends_only_the_changed_layer_and_a_host_with_it_receives_nothing(
-    sandbox3: Sandbox, app: dict[str, str]
+    sandbox_factory: Callable[[int], Sandbox], app: dict[str, str]
 ) -> None:
+    sandbox3 = sandbox_factory(3)  # hosts with no image at all
     names = [h.name for h in sandbox3.hosts[:3]]
     hosts = [sandbox3.ssh_host(n) for n in names]
     try:
@@ -119,18 +117,16 @@ def test_a_redeploy_sends_only_the_changed_layer_and_a_host_with_it_receives_not
 
 
 def test_a_cut_transfer_leaves_no_image_and_the_rerun_sends_what_is_missing(
-    sandbox3: Sandbox, app: dict[str, str]
+    sandbox_factory: Callable[[int], Sandbox], app: dict[str, str]
 ) -> None:
+    sandbox3 = sandbox_factory(1)  # a host with no image: the whole ~200 MB must travel
     name = sandbox3.hosts[0].name
     host = sandbox3.ssh_host(name)
-    sandbox3.docker(name, "image", "rm", "-f", app["v1_id"], app["v2_id"], check=False)
-    base = ensure_debian_image()
-    sandbox3.docker(name, "image", "rm", "-f", base, check=False)
     try:
         assert _remote_id(sandbox3, name, app["v2"]) is None
         cut = threading.Event()
 
-        def cut_when_streaming(host_name: str, sending: layers.Sending) -> None:
+        def cut_when_streaming(host_name: str, sending: stream.Sending) -> None:
             if sending.bytes > 5_000_000 and not cut.is_set():
                 cut.set()
                 _kill_load_connections(sandbox3.hosts[0].address)
@@ -179,6 +175,7 @@ def test_images_sharing_layers_get_one_copy_of_each_and_load_whole(
     """An image built on another saves their shared top layer as a symlink (docker 20.10)."""
     name = sandbox3.hosts[1].name
     host = sandbox3.ssh_host(name)
+    base = ensure_debian_image()
     child = app["v1"].replace(":v1", ":child")
     child_id = _build(app["v1"], child, os.urandom(1 << 16))
     sandbox3.docker(name, "image", "rm", "-f", app["v1_id"], app["v2_id"], child_id, check=False)
@@ -196,3 +193,4 @@ def test_images_sharing_layers_get_one_copy_of_each_and_load_whole(
     finally:
         host.close()
         process.run(["docker", "image", "rm", "-f", child], check=False)
+        sandbox3.docker(name, "image", "rm", "-f", app["v1_id"], app["v2_id"], base, check=False)

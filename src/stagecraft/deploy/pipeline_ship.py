@@ -22,7 +22,7 @@ from stagecraft.deploy import ship
 from stagecraft.deploy.build import built_services, image_exists
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.rollout_result import HostJob, run_jobs
-from stagecraft.deploy.ship import RegistryTarget, layers
+from stagecraft.deploy.ship import RegistryTarget, stream
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 
@@ -107,13 +107,13 @@ def _ship_over_ssh(
             **({"transfer": transfer.to_json()} if transfer is not None else {}),
         }
         if transfer is not None:
-            say(job.name, f"images on host: {layers.describe(transfer)}")
+            say(job.name, f"images on host: {stream.describe(transfer)}")
         else:
             say(job.name, f"images on host ({len(wanted[job.name])})")
 
 
-def _progress(say: Say) -> layers.Progress:
-    def show(host: str, sending: layers.Sending) -> None:
+def _progress(say: Say) -> stream.Progress:
+    def show(host: str, sending: stream.Sending) -> None:
         if sending.finished is None:
             mb = sending.bytes / 1e6
             say(

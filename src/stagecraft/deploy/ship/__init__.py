@@ -6,7 +6,7 @@ Two transfers (SPEC 6 phase 4, ``environments.<e>.images.transfer``):
   layers; an image it has is skipped, one it has under another name is only
   tagged there, and of the others it gets only the layers it lacks, gzipped,
   from one local ``docker save`` however many hosts need them
-  (:mod:`stagecraft.deploy.ship.layers`; no temporary files here).
+  (:mod:`.layers` plans it, :mod:`.stream` sends it; no temporary files here).
 - ``registry``: push from the local daemon (``docker login --password-stdin``
   with a throw-away ``DOCKER_CONFIG``, so credentials never persist or reach a
   command line), then each host logs in the same way and pulls what it lacks.
@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stagecraft import log
-from stagecraft.deploy.ship import layers
+from stagecraft.deploy.ship import layers, stream
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime import process
@@ -88,7 +88,7 @@ class HostShipment:
     tagged: tuple[str, ...]
     skipped: tuple[str, ...]
     bytes_sent: int
-    transfer: layers.Sending | None = None  # ssh mode: layers, bytes, time
+    transfer: stream.Sending | None = None  # ssh mode: layers, bytes, time
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def ship(
     registry: RegistryTarget | None = None,
     parallel: int = 4,
     timeout: float | None = None,
-    progress: layers.Progress | None = None,
+    progress: stream.Progress | None = None,
 ) -> ShipResult:
     """Put ``images`` (tags on the local daemon) on every host; see the module docstring."""
     wanted = list(dict.fromkeys(images))
@@ -191,9 +191,9 @@ def ship_over_ssh_many(
     *,
     parallel: int = 4,
     timeout: float | None = None,
-    progress: layers.Progress | None = None,
+    progress: stream.Progress | None = None,
 ) -> GroupResult[HostShipment]:
-    """Per host, the images (local tags) it lacks, layer by layer (:mod:`.layers`).
+    """Per host, the images (local tags) it lacks, layer by layer (:mod:`.layers`, :mod:`.stream`).
 
     Hosts are compared in parallel; then one ``docker save`` of every image any
     host lacks is streamed, each host getting only the layers it does not have.
@@ -204,7 +204,7 @@ def ship_over_ssh_many(
         [(host, {tag: local[tag] for tag in tags}) for host, tags in wants], parallel=parallel
     )
     plans = [o.value for o in checked.outcomes if o.value is not None]
-    sent = layers.send(plans, local, progress=progress, timeout=timeout)
+    sent = stream.send(plans, local, progress=progress, timeout=timeout)
     outcomes: list[Outcome[HostShipment]] = []
     for host, first in zip(hosts, checked.outcomes, strict=True):
         if first.value is None:
@@ -321,7 +321,7 @@ def _tag_on_host(host: SSHHost, images: Sequence[str], local: Mapping[str, str])
 
 def _report(host: SSHHost, shipment: HostShipment) -> None:
     if shipment.transfer is not None:
-        text = layers.describe(shipment.transfer)
+        text = stream.describe(shipment.transfer)
     else:
         text = f"pulled {len(shipment.sent)} image(s)"
     text += f", tagged {len(shipment.tagged)}, skipped {len(shipment.skipped)}"
