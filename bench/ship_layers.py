@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         wholes: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}
         with Fleet(hosts=max(counts), base="sl") as fleet:
             fleet.env["BUSYBOX_IMAGE"] = base
+            fleet.configure([Environment("build", fleet.sandbox.hosts[:1])])
             build_versions(fleet)
             gz = gzip_size(f"{fleet.project}/web:v1")
             for index in range(args.runs):
