@@ -27,7 +27,8 @@ from stagecraft.deploy.release import Release
 from stagecraft.deploy.rollout_record import retained_elsewhere
 from stagecraft.deploy.state import read_host_state
 from stagecraft.deploy.state_layout import app_dir
-from stagecraft.runtime.fanout import GroupResult, fan_out
+from stagecraft.providers.proxy import Route
+from stagecraft.runtime.fanout import GroupResult, describe, fan_out
 from stagecraft.runtime.ssh import SSHHost
 
 
@@ -96,14 +97,10 @@ def plan_removal(
 
     def one(host: SSHHost) -> HostRemoval:
         state = read_host_state(host, project, env)
-        containers = tuple(c.name for c in state.containers if not chosen or c.service in chosen)
-        removed = sorted({c.service for c in state.containers if not chosen or c.service in chosen})
-        upstreams = {edge.upstream_name(project, env, s) for s in chosen}
-        routes = tuple(
-            f"{r.host}{r.path or ''}"
-            for r in edge.read_routes(host).get(f"{project}/{env}", [])
-            if not chosen or r.upstream_host in upstreams
-        )
+        going = [c for c in state.containers if _taken(c.service, chosen)]
+        containers = tuple(c.name for c in going)
+        removed = sorted({c.service for c in going})
+        routes = tuple(f"{r.host}{r.path or ''}" for r in _routes(host, project, env, chosen)[0])
         files = not chosen and host.run(["test", "-d", _releases(project, env)], check=False).ok
         dropped: tuple[str, ...] = ()
         if history is not None:
@@ -112,7 +109,7 @@ def plan_removal(
                 for r in history.releases
                 for record in r.hosts.values()
                 for name, svc in record.services.items()
-                if not chosen or name in chosen
+                if _taken(name, chosen)
             }
             listed = host.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout
             dropped = tuple(
@@ -126,7 +123,7 @@ def plan_removal(
         if outcome.value is not None:
             found.append(outcome.value)
         else:
-            error = str(getattr(outcome.error, "message", outcome.error))
+            error = describe(outcome.name, outcome.error)
             found.append(HostRemoval(outcome.name, (), (), (), False, (), error))
     return RemovalPlan(project, env, chosen, tuple(found))
 
@@ -160,17 +157,11 @@ def remove(
     """Carry ``plan`` out on every host it reached; each host writes a ``remove`` record."""
     by_name = {h.host: h for h in plan.hosts if h.error is None}
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    chosen = set(plan.services)
-    upstreams = {edge.upstream_name(plan.project, plan.env, s) for s in chosen}
 
     def one(host: SSHHost) -> HostRemoval:
         part = by_name[host.name]
         if part.routes:
-            kept = [
-                r
-                for r in edge.read_routes(host).get(f"{plan.project}/{plan.env}", [])
-                if chosen and r.upstream_host not in upstreams
-            ]
+            kept = _routes(host, plan.project, plan.env, plan.services)[1]
             edge.apply_routes(host, plan.project, plan.env, kept)
         if part.containers:
             host.docker("rm", "-f", *part.containers)
@@ -198,6 +189,23 @@ def remove(
 
     targets = [h for h in hosts if h.name in by_name]
     return fan_out(targets, one, name=lambda h: h.name, parallel=parallel)
+
+
+def _taken(service: str, chosen: Sequence[str]) -> bool:
+    """Whether ``service`` goes: one of ``chosen``, or any when none is (the whole app)."""
+    return not chosen or service in chosen
+
+
+def _routes(
+    host: SSHHost, project: str, env: str, chosen: Sequence[str]
+) -> tuple[list[Route], list[Route]]:
+    """The app's routes on ``host``'s proxy: (those that go, those that stay)."""
+    upstreams = {edge.upstream_name(project, env, s) for s in chosen}
+    going: list[Route] = []
+    staying: list[Route] = []
+    for route in edge.read_routes(host).get(f"{project}/{env}", []):
+        (going if not chosen or route.upstream_host in upstreams else staying).append(route)
+    return going, staying
 
 
 def _releases(project: str, env: str) -> str:

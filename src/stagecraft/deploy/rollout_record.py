@@ -104,6 +104,17 @@ def prune(
         hosts, release.project, release.env or "", retain=retain, current=release.id,
         parallel=parallel, record_retain=True,
     )  # fmt: skip
+    remove_images(hosts, found, parallel=parallel, progress=progress)
+
+
+def remove_images(
+    hosts: Sequence[SSHHost],
+    found: Mapping[str, tuple[str, ...] | BaseException],
+    *,
+    parallel: int = 4,
+    progress: Progress | None = None,
+) -> None:
+    """Remove what :func:`prunable` found on each host, hosts in parallel (best effort)."""
     by_name = {h.name: h for h in hosts}
 
     def one(name: str) -> None:

@@ -100,8 +100,9 @@ def remove(
 @pass_app
 def prune(app: AppContext, retain: int | None) -> None:
     from stagecraft.cli.failing import unreachable
-    from stagecraft.deploy.rollout_record import prunable
+    from stagecraft.deploy.rollout_record import prunable, remove_images
     from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.runtime.fanout import describe
 
     env = app.require_env()
     loaded = app.load_config(compose=False)
@@ -113,16 +114,10 @@ def prune(app: AppContext, retain: int | None) -> None:
             hosts, loaded.config.project.name, env, retain=keep,
             parallel=environment.deploy.parallel,
         )  # fmt: skip
-        failed = {
-            n: str(getattr(v, "message", v))
-            for n, v in found.items()
-            if isinstance(v, BaseException)
-        }
+        failed = {n: describe(n, v) for n, v in found.items() if isinstance(v, BaseException)}
         old = {n: v for n, v in found.items() if not isinstance(v, BaseException)}
         if not app.dry_run:
-            for host in hosts:
-                if old.get(host.name):
-                    host.docker("image", "rm", *old[host.name], check=False)
+            remove_images(hosts, found, parallel=environment.deploy.parallel)
     finally:
         for host in hosts:
             host.close()
