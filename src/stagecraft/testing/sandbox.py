@@ -187,7 +187,11 @@ class Sandbox:
         netns = Path("/var/run/netns") / self._netns(host.name)
         pids = hostos.pids_in_namespace("net", netns)
         pids |= hostos.pids_in_cgroups(hostos.cgroup_dirs(re.escape(self._netns(host.name))))
-        hostos.kill_all(pids)
+        # The connections go first, as when a machine vanishes: a command running over SSH must
+        # see its connection cut, not its dockerd gone a moment before its sshd.
+        sshd = {pid for pid in pids if hostos.exe_of(pid) == SSHD}
+        hostos.kill_all(sshd)
+        hostos.kill_all(pids - sshd)
         for daemon in self._daemons.pop(name, []):
             daemon.stop(grace=0.5)
 
@@ -217,6 +221,14 @@ class Sandbox:
         self._daemons[name] = daemons
         if not hostos.wait_until(lambda: hostos.ssh_banner_ready(host.address), timeout=30):
             raise SandboxError(f"sshd of sandbox host {name} did not restart")
+
+    def received_bytes(self, name: str) -> int:
+        """Bytes the host has received on its network interface so far (all traffic).
+
+        The host-side end of its veth pair transmits exactly what reaches the host.
+        """
+        counter = Path("/sys/class/net") / self._netns(self.host(name).name) / "statistics"
+        return int((counter / "tx_bytes").read_text())
 
     def docker(self, name: str, *args: str, check: bool = True) -> Completed:
         """Run ``docker ARGS`` against the host's daemon directly (not over SSH)."""
