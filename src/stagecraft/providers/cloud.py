@@ -96,6 +96,65 @@ class ApiRequest:
     query: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Server:
+    """A machine that exists at the cloud (what :meth:`CloudSession.servers` reports)."""
+
+    id: str
+    name: str
+    status: str  # the cloud's own word: ``new``, ``active``, ``off`` ...
+    tags: tuple[str, ...]
+    public_address: str | None = None
+    private_address: str | None = None
+
+    @property
+    def host(self) -> str | None:
+        """The ``stagecraft.yml`` host this server is, from its tags (None when untagged)."""
+        prefix = "stagecraft-host-"
+        return next((t.removeprefix(prefix) for t in self.tags if t.startswith(prefix)), None)
+
+
+class CloudSession(ABC):
+    """A connection to one cloud account, opened by :meth:`CloudProvider.open`.
+
+    ``infra up`` lists the environment's servers, creates the missing ones and
+    waits until each has an address; ``infra down`` destroys what ``servers``
+    lists. Every method raises :class:`~stagecraft.errors.ProviderError` with a
+    message fit for the user (never the token) when the cloud refuses.
+    """
+
+    @abstractmethod
+    def servers(self, project: str, environment: str) -> list[Server]:
+        """The servers tagged for exactly this environment, sorted by name."""
+
+    @abstractmethod
+    def create(self, machines: Sequence[Machine]) -> list[Server]:
+        """Ask for ``machines``; return them as created (maybe without addresses yet)."""
+
+    @abstractmethod
+    def wait_running(self, servers: Sequence[Server], timeout: float) -> list[Server]:
+        """Wait until every server runs and has a public address; return them refreshed."""
+
+    @abstractmethod
+    def destroy(self, servers: Sequence[Server]) -> None:
+        """Destroy ``servers`` (only ever servers that :meth:`servers` listed)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the session holds (connections, sandboxes)."""
+
+    def known_host_keys(self, server: Server) -> list[str]:
+        """``server``'s SSH host keys as known_hosts lines, when the cloud knows them.
+
+        Empty (the default) when it does not: ``infra up`` then scans the key once
+        when the server first answers (trust on first use, ADR 0011).
+        """
+        return []
+
+    def login_identity(self) -> str | None:
+        """A private key file that logs in to the servers, when the cloud made one."""
+        return None
+
+
 def machine_name(project: str, environment: str, host: str) -> str:
     """``<project>-<env>-<host>``, checked to be a valid hostname label.
 
@@ -112,13 +171,17 @@ def machine_name(project: str, environment: str, host: str) -> str:
     return name
 
 
-def machine_tags(project: str, environment: str, roles: Iterable[str]) -> tuple[str, ...]:
+def machine_tags(
+    project: str, environment: str, roles: Iterable[str], *, host: str | None = None
+) -> tuple[str, ...]:
     """The tags every machine carries: ``stagecraft``, its project, environment and roles.
 
     The third tag, ``stagecraft-<project>-<env>``, selects exactly one environment.
 
     >>> machine_tags("shop", "staging", ["web"])
     ('stagecraft', 'stagecraft-project-shop', 'stagecraft-shop-staging', 'stagecraft-role-web')
+    >>> machine_tags("shop", "staging", ["web"], host="web-1")[-1]
+    'stagecraft-host-web-1'
     """
     tags = [
         "stagecraft",
@@ -126,6 +189,8 @@ def machine_tags(project: str, environment: str, roles: Iterable[str]) -> tuple[
         environment_tag(project, environment),
     ]
     tags += [f"stagecraft-role-{_tag(role)}" for role in sorted(set(roles))]
+    if host is not None:
+        tags.append(f"stagecraft-host-{_tag(host)}")
     return tuple(tags)
 
 
@@ -154,10 +219,14 @@ class CloudProvider(Provider, ABC):
     ) -> list[Machine]:
         """The machines the environment's hosts need, sorted by name."""
 
-    @abstractmethod
     def create_requests(self, machines: Sequence[Machine]) -> list[ApiRequest]:
-        """The API requests that create ``machines``."""
+        """The API requests that create ``machines`` (for a cloud with an HTTP API)."""
+        raise CloudError(f"cloud provider {self.id!r} has no HTTP API")
+
+    def list_request(self, project: str, environment: str) -> ApiRequest:
+        """The API request that lists the environment's machines (for an HTTP API)."""
+        raise CloudError(f"cloud provider {self.id!r} has no HTTP API")
 
     @abstractmethod
-    def list_request(self, project: str, environment: str) -> ApiRequest:
-        """The API request that lists the environment's existing machines."""
+    def open(self, token: str | None) -> CloudSession:
+        """A session on the account ``token`` opens (None when :attr:`token_env` is empty)."""

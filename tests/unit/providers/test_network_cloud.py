@@ -151,6 +151,7 @@ def test_droplets_are_sorted_named_and_tagged() -> None:
         "stagecraft-shop-prod",
         "stagecraft-role-data",
         "stagecraft-role-jobs",
+        "stagecraft-host-data-1",
         "extra",
     )
 
