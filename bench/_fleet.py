@@ -34,8 +34,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from stagecraft.errors import CommandTimeout, ExitCode, StagecraftError
+from stagecraft.localhosts.sandbox import Sandbox, SandboxHost
 from stagecraft.runtime.process import run
-from stagecraft.testing.sandbox import Sandbox, SandboxHost
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fleet"
@@ -80,6 +80,8 @@ class Environment:
 
     name: str
     hosts: Sequence[SandboxHost]
+    images: str = ""  # an ``images:`` block in YAML flow style (``transfer: ssh`` when empty)
+    secrets: tuple[str, ...] = ()
 
     @property
     def domain(self) -> str:
@@ -243,9 +245,9 @@ class Fleet:
             raise
 
     def _start(self) -> Fleet:
+        from stagecraft.localhosts.sandbox import check_available, cleanup_stale
         from stagecraft.testing import images
         from stagecraft.testing.pytest_plugin import start_sandbox
-        from stagecraft.testing.sandbox import check_available, cleanup_stale
 
         check_available()
         cleanup_stale()  # what crashed runs left behind
@@ -305,6 +307,15 @@ class Fleet:
                 f"    routes: {{web: {{host: {environment.domain}, service: web,"
                 f" port: {WEB_PORT}}}}}",
                 "    tls: 'off'",
+                *([f"    images: {environment.images}"] if environment.images else []),
+                *(
+                    [
+                        f"    secrets: [{', '.join(environment.secrets)}]",
+                        "    secrets_provider: {provider: env}",
+                    ]
+                    if environment.secrets
+                    else []
+                ),
                 f"    deploy: {{parallel: {len(environment.hosts)},"
                 f" health_timeout: {health_timeout}, drain: 2s}}",
             ]

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 
 from _fleet import BenchError, CliRun, Environment, Fleet, run_bench, settle
 
+from stagecraft.localhosts.sandbox import SandboxHost
 from stagecraft.testing.load import NewConnectionLoad, WrkLoad
-from stagecraft.testing.sandbox import SandboxHost
 
 ENV = "production"
 VERSION = re.compile(r"\bv\d+\b")

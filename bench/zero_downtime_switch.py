@@ -32,12 +32,12 @@ from pathlib import Path
 
 from stagecraft.deploy import edge
 from stagecraft.deploy.edge_config import render_proxy_config
+from stagecraft.localhosts.sandbox import ssh_options_for
 from stagecraft.providers.proxy import Route
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
 from stagecraft.testing.load import NewConnectionLoad, WrkLoad
 from stagecraft.testing.pytest_plugin import start_sandbox
-from stagecraft.testing.sandbox import ssh_options_for
 
 PORT = 18080
 HOSTS_NAME = "web.bench.zd.internal"
@@ -145,7 +145,7 @@ def main() -> int:
 
 
 def run_bench(sandbox: object, seconds: float, switches: int) -> int:
-    from stagecraft.testing.sandbox import Sandbox
+    from stagecraft.localhosts.sandbox import Sandbox
 
     assert isinstance(sandbox, Sandbox)
     target = sandbox.hosts[0]

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from stagecraft.deploy import ledger, lock
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
 from stagecraft.testing.load import NewConnectionLoad, WrkLoad
-from stagecraft.testing.sandbox import Sandbox
 
 FLEET = Path(__file__).resolve().parents[2] / "examples" / "fleet"
 DOMAIN = "fleet.test"
@@ -119,8 +119,8 @@ def _config(root: Path, sandbox: Sandbox, name: str, caddy: str) -> None:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    from stagecraft.localhosts.sandbox import ssh_options_for
     from stagecraft.testing.pytest_plugin import _require_sandbox, start_sandbox
-    from stagecraft.testing.sandbox import ssh_options_for
 
     _require_sandbox()
     busybox = images.ensure_busybox_image()

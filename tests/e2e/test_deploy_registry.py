@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from stagecraft.deploy import ledger, lock
+from stagecraft.localhosts.sandbox import Sandbox, ssh_options_for
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
 from stagecraft.testing.registry import LocalRegistry, local_registry
-from stagecraft.testing.sandbox import Sandbox, ssh_options_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 

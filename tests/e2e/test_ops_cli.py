@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.testing.images import copy_image
-from stagecraft.testing.sandbox import Sandbox
 
 FLEET = Path(__file__).resolve().parents[2] / "examples" / "fleet"
 RELEASE = "20261124T110000Z-bbbbbbbbbbbb"

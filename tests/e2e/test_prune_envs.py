@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from stagecraft.deploy.state_layout import STATE_ROOT
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.testing import images
-from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 

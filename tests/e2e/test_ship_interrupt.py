@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 
 from stagecraft.deploy import lock
+from stagecraft.localhosts.hostos import wait_until
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime import process
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
-from stagecraft.testing.hostos import wait_until
-from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
@@ -86,8 +86,8 @@ def _build(base: str, tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    from stagecraft.localhosts.sandbox import ssh_options_for
     from stagecraft.testing.pytest_plugin import _require_sandbox, start_sandbox
-    from stagecraft.testing.sandbox import ssh_options_for
 
     _require_sandbox()
     sandbox = start_sandbox(1, tmp_path_factory.mktemp("shipint"), "si")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stagecraft.testing.sandbox import Sandbox
+from stagecraft.localhosts.sandbox import Sandbox
 
 COMPOSE = """\
 services:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from stagecraft.deploy import edge
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.providers.proxy import Route
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
 from stagecraft.testing.load import NewConnectionLoad, WrkLoad
-from stagecraft.testing.sandbox import Sandbox
 
 PORT = 18080
 WEB = edge.upstream_name("shop", "prod", "web")
@@ -32,8 +32,8 @@ def _upstream(host: SSHHost, image: str, name: str, body: str) -> str:
 @pytest.fixture(scope="module")
 def proxy_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One private sandbox host with the proxy and three upstreams (v1, v2, blog)."""
+    from stagecraft.localhosts.sandbox import ssh_options_for
     from stagecraft.testing.pytest_plugin import _require_sandbox, start_sandbox
-    from stagecraft.testing.sandbox import ssh_options_for
 
     _require_sandbox()
     sandbox: Sandbox = start_sandbox(1, tmp_path_factory.mktemp("edge"), "ed")

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 import pytest
 
 from stagecraft.deploy import edge
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.providers.proxy import Route, TlsMode
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
-from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 

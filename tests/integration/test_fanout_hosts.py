@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from stagecraft.errors import ExitCode, HostUnreachable
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime.fanout import GroupError, fan_out
 from stagecraft.runtime.ssh import SSHHost, SSHOptions
-from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.testing.images import ensure_caddy_image
-from stagecraft.testing.sandbox import Sandbox
 
 
 def write_project(root: Path, sandbox: Sandbox, caddy_image: str, extra: str = "") -> None:

@@ -13,8 +13,8 @@ from stagecraft.deploy import ledger
 from stagecraft.deploy.ledger import LedgerRecord, ServiceRecord
 from stagecraft.deploy.state_layout import ledger_path
 from stagecraft.errors import ExitCode
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime.fanout import fan_out
-from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 

@@ -14,8 +14,8 @@ from stagecraft.deploy import lock
 from stagecraft.deploy.lock import LockInfo, LockToken
 from stagecraft.deploy.state_layout import app_dir, lock_path
 from stagecraft.errors import ExitCode, LockHeld
+from stagecraft.localhosts.sandbox import Sandbox, ssh_options_for
 from stagecraft.runtime.ssh import SSHHost
-from stagecraft.testing.sandbox import Sandbox, ssh_options_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 

@@ -23,9 +23,9 @@ from stagecraft.deploy.ops_logs import LogFollower, LogOptions, fetch_logs, find
 from stagecraft.deploy.ops_shell import find_exec_target
 from stagecraft.deploy.state_layout import environment_hosts
 from stagecraft.errors import UsageError
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime.ssh import SSHHost, SSHOptions
 from stagecraft.testing.images import copy_image
-from stagecraft.testing.sandbox import Sandbox
 
 FLEET = Path(__file__).resolve().parents[2] / "examples" / "fleet"
 NEW = "20261124T110000Z-bbbbbbbbbbbb"

@@ -12,9 +12,9 @@ import pytest
 from stagecraft.config.loader import load_project
 from stagecraft.deploy.model_planning import compute_plan
 from stagecraft.deploy.plan import render_text
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime.ssh import SSHOptions
 from stagecraft.testing.images import copy_image
-from stagecraft.testing.sandbox import Sandbox
 
 FLEET = Path(__file__).resolve().parents[2] / "examples" / "fleet"
 pytestmark = pytest.mark.integration

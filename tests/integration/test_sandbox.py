@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from stagecraft.runtime.process import run
-from stagecraft.runtime.ssh import SSHHost
-from stagecraft.testing import images
-from stagecraft.testing.pytest_plugin import start_sandbox
-from stagecraft.testing.sandbox import (
+from stagecraft.localhosts.sandbox import (
     STATE_ROOT,
     Sandbox,
     SandboxBusyError,
     cleanup_leftovers,
     find_leftovers,
 )
+from stagecraft.runtime.process import run
+from stagecraft.runtime.ssh import SSHHost
+from stagecraft.testing import images
+from stagecraft.testing.pytest_plugin import start_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 
@@ -109,7 +109,7 @@ def test_a_sandbox_starts_fast_and_tears_down_completely(
 CRASHING_CHILD = """
 import sys, time
 from pathlib import Path
-from stagecraft.testing.sandbox import Sandbox
+from stagecraft.localhosts.sandbox import Sandbox
 sandbox = Sandbox(2, workdir=Path(sys.argv[1]), prefix=sys.argv[2]).start()
 print("up", flush=True)
 time.sleep(600)

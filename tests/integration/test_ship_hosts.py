@@ -12,10 +12,10 @@ import pytest
 from stagecraft.deploy import ship
 from stagecraft.deploy.ship import RegistryTarget, layers
 from stagecraft.errors import HostUnreachable
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime import process
 from stagecraft.testing.registry import LocalRegistry, local_registry
-from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 

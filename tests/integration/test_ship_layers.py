@@ -23,9 +23,9 @@ import pytest
 
 from stagecraft.deploy import ship
 from stagecraft.deploy.ship import stream
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime import process
 from stagecraft.testing.images import ensure_debian_image
-from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 OVERHEAD = 64 * 1024  # per host: layer directories' json, the config, the manifest, gzip framing

@@ -19,11 +19,11 @@ from stagecraft.errors import (
     HostKeyUnknown,
     HostUnreachable,
 )
+from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime.fanout import fan_out
 from stagecraft.runtime.process import run
 from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
 from stagecraft.testing.images import copy_image
-from stagecraft.testing.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 

@@ -101,11 +101,16 @@ class AppContext:
             )
         return self.env
 
-    def load_config(self, *, compose: bool = True) -> LoadedConfig:
-        """Find, load and validate ``stagecraft.yml`` (and check the compose file)."""
+    def load_config(self, *, compose: bool = True, provisioned: bool = True) -> LoadedConfig:
+        """Find, load and validate ``stagecraft.yml`` (and check the compose file).
+
+        ``provisioned=False`` accepts hosts of ``--env`` that have no address yet.
+        """
         from stagecraft.config.loader import load_project
 
-        return load_project(self.config_path, env=self.env, check_compose=compose)
+        return load_project(
+            self.config_path, env=self.env, check_compose=compose, provisioned=provisioned
+        )
 
 
 def _set(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:

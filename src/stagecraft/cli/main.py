@@ -60,6 +60,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "hosts",
         "Prepare the hosts of an environment (docker check, proxy).",
     ),
+    "infra": (
+        "stagecraft.cli.commands.infra",
+        "infra",
+        "Create or destroy an environment's servers (cloud provider).",
+    ),
     "init": (
         "stagecraft.cli.commands.init",
         "init",

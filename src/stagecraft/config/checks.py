@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from stagecraft.compose.model import ComposeProject
 from stagecraft.config.document import Document, Path_
@@ -11,6 +12,28 @@ from stagecraft.suggest import suggestion
 
 NAME_CUTOFF = 0.75
 """How close a misspelt service or role name must be to suggest the real one."""
+
+
+def check_addresses(doc: Document, data: dict[str, Any]) -> None:
+    """A host needs an ``address:`` unless a cloud provider creates it (``infra up``).
+
+    Checked on the raw data, so it is reported with every other issue of the file.
+    """
+    environments = data.get("environments")
+    if not isinstance(environments, dict):
+        return
+    for name, env in environments.items():
+        if not isinstance(env, dict) or env.get("cloud") or data.get("cloud"):
+            continue
+        hosts = env.get("hosts")
+        for host_name, host in (hosts or {}).items() if isinstance(hosts, dict) else ():
+            if isinstance(host, dict) and "address" not in host:
+                doc.issue(
+                    ("environments", name, "hosts", host_name, "address"),
+                    "required key missing",
+                    "set the host's IP address or DNS name, or declare a `cloud:` provider "
+                    "so that `stagecraft infra up` creates the host and records its address",
+                )
 
 
 def check_semantics(doc: Document, cfg: StagecraftConfig) -> None:

@@ -33,14 +33,20 @@ from stagecraft.compose.model import (
     discover_compose_file,
     load_compose,
 )
-from stagecraft.config.checks import check_compose_services, check_semantics, service_references
+from stagecraft.config.checks import (
+    check_addresses,
+    check_compose_services,
+    check_semantics,
+    service_references,
+)
 from stagecraft.config.document import Document, Path_, display_path, parse_document, render_path
+from stagecraft.config.infra_state import merge_into
 from stagecraft.config.interpolate import interpolate_tree
 from stagecraft.config.issues import report_validation_error
 from stagecraft.config.locate import INIT_HINT, find_config
 from stagecraft.config.models import EnvironmentConfig, HostConfig, StagecraftConfig
 from stagecraft.config.provider_blocks import check_provider_blocks
-from stagecraft.errors import ConfigError, ConfigIssue, ConfigNotFound, UnknownName
+from stagecraft.errors import ConfigError, ConfigIssue, ConfigNotFound, UnknownName, UsageError
 from stagecraft.log import event
 
 logger = logging.getLogger(__name__)
@@ -66,10 +72,14 @@ class LoadedConfig:
                 return line
         return 0
 
-    def environment(self, name: str) -> EnvironmentConfig:
-        """The environment ``name``; UnknownName listing and suggesting the known ones otherwise."""
+    def environment(self, name: str, *, provisioned: bool = True) -> EnvironmentConfig:
+        """The environment ``name``; UnknownName listing and suggesting the known ones otherwise.
+
+        With ``provisioned`` (the default), every host must have an address: a
+        host that ``infra up`` has not created yet is a UsageError saying so.
+        """
         try:
-            return self.config.environments[name]
+            found = self.config.environments[name]
         except KeyError:
             raise UnknownName(
                 "environment",
@@ -77,6 +87,16 @@ class LoadedConfig:
                 list(self.config.environments),
                 hint=f"add it under `environments:` in {display_path(self.path)}",
             ) from None
+        missing = [host for host, config in found.hosts.items() if config.address is None]
+        if provisioned and missing:
+            raise UsageError(
+                f"environment {name}: {', '.join(missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no address yet",
+                hint=f"run `stagecraft infra up --env {name}` to create "
+                f"{'it' if len(missing) == 1 else 'them'} (the addresses are recorded in "
+                f".stagecraft/infra/{name}.yml), or set `address:` in {display_path(self.path)}",
+            )
+        return found
 
     def host(self, env: str, name: str) -> HostConfig:
         """Host ``name`` of environment ``env``; UnknownName suggesting the closest otherwise."""
@@ -132,13 +152,15 @@ def load_project(
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
     compose_loader: Callable[[LoadedConfig], ComposeProject] | None = None,
+    provisioned: bool = True,
 ) -> LoadedConfig:
     """Find and load ``stagecraft.yml``, check ``env`` exists, load and cross-check compose.
 
     Services named in the config but missing from compose are reported at the
     ``stagecraft.yml`` lines that name them, together with every other issue.
     ``compose_loader`` loads the compose model instead of :func:`load_compose`
-    with ``environ`` (a deployed environment's own model, ADR 0006).
+    with ``environ`` (a deployed environment's own model, ADR 0006). With
+    ``provisioned`` (the default) every host of ``env`` must have an address.
     """
     path = find_config(explicit, cwd)
     event(logger, logging.DEBUG, f"loading {path}", phase="config")
@@ -146,7 +168,7 @@ def load_project(
     if loaded is None:
         raise _error(doc)
     if env is not None and not doc.issues:
-        loaded.environment(env)
+        loaded.environment(env, provisioned=provisioned)
     if check_compose:
         compose = _load_compose(loaded, doc, environ, compose_loader)
         if compose is not None:
@@ -175,6 +197,8 @@ def _load(
         return None, doc
     resolved = interpolate_tree(doc.data, os.environ if environ is None else environ)
     data: dict[str, Any] = resolved.data
+    merge_into(data, path.absolute().parent)
+    check_addresses(doc, data)
     check_provider_blocks(doc, data)
     try:
         config = StagecraftConfig.model_validate(data)

@@ -213,13 +213,33 @@ class DevConfig(Model):
 class HostConfig(Model):
     """One server of an environment."""
 
-    address: str = Field(
-        min_length=1, description="IP address or DNS name (or ~/.ssh/config alias)."
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "IP address or DNS name (or ~/.ssh/config alias). Left out for a host that"
+            " `stagecraft infra up` creates: it records the address in .stagecraft/infra/."
+        ),
     )
     user: str = Field(default="root", min_length=1, description="SSH user.")
     port: Port = Field(default=22, description="SSH port.")
     roles: list[RoleName] = Field(min_length=1, description="Roles this host plays.")
     labels: dict[str, EnvValue] = Field(default_factory=dict, description="Free-form labels.")
+
+
+class SSHConfig(Model):
+    """How Stagecraft's ssh reaches an environment's hosts (ssh's own config still applies)."""
+
+    known_hosts: str | None = Field(
+        default=None,
+        description=(
+            "known_hosts file for these hosts, relative to stagecraft.yml (default: ssh's own;"
+            " .stagecraft/infra/<env>.known_hosts for hosts `infra up` created)."
+        ),
+    )
+    identity: str | None = Field(
+        default=None, description="Private key file to log in with (default: ssh's own)."
+    )
 
 
 class ImagesConfig(Model):
@@ -368,6 +388,11 @@ class EnvironmentConfig(Model):
     network: ProviderSelection | None = Field(
         default=None, description="Network provider for this environment (overrides top level)."
     )
+    cloud: ProviderSelection | None = Field(
+        default=None,
+        description="Cloud provider creating this environment's hosts (overrides top level).",
+    )
+    ssh: SSHConfig = Field(default_factory=SSHConfig, description="SSH settings for the hosts.")
     deploy: DeployConfig = Field(
         default_factory=DeployConfig,
         description="Deploy tuning: parallelism, boot groups, timeouts, releases kept.",
@@ -455,6 +480,10 @@ class StagecraftConfig(Model):
         if self.secrets is not None:
             return self.secrets.provider, self.secrets.block()
         return "env", {}
+
+    def cloud_for(self, env: str) -> ProviderSelection | None:
+        """The cloud provider selection of ``env`` (its own, else the top-level one)."""
+        return self.environments[env].cloud or self.cloud
 
     def network_for(self, env: str) -> ProviderSelection | None:
         """The network provider selection of ``env`` (its own, else the top-level one)."""

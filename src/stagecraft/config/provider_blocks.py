@@ -38,7 +38,9 @@ def check_provider_blocks(doc: Document, data: dict[str, Any]) -> None:
         for name, env in environments.items():
             if not isinstance(env, dict):
                 continue
-            _check_selection(doc, env.get("network"), "network", ("environments", name, "network"))
+            for section in ("network", "cloud"):
+                where: Path_ = ("environments", name, section)
+                _check_selection(doc, env.get(section), section, where)
             _check_secrets_ref(doc, env.get("secrets_provider"), ("environments", name))
     databases = data.get("databases")
     if isinstance(databases, dict):

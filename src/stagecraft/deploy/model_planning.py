@@ -27,19 +27,17 @@ from stagecraft.deploy.release import new_release, resolve_version
 from stagecraft.deploy.render import render_hosts
 from stagecraft.deploy.secret_digest import digests, read_key, throwaway_key
 from stagecraft.deploy.state import read_states
+from stagecraft.deploy.state_layout import environment_hosts
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
-from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
+from stagecraft.runtime.ssh import SSHHost, SSHOptions
 
 logger = logging.getLogger(__name__)
 
 
 def ssh_hosts(environment: EnvironmentConfig, options: SSHOptions | None = None) -> list[SSHHost]:
     """One :class:`SSHHost` per host of ``environment``, in config order."""
-    return [
-        SSHHost(SSHTarget(name, host.address, host.user, host.port), options)
-        for name, host in environment.hosts.items()
-    ]
+    return environment_hosts(environment, options)
 
 
 def compute_plan(

@@ -72,6 +72,7 @@ from stagecraft.deploy.compose_env import (
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.secret_digest import LABEL as SECRETS_LABEL
 from stagecraft.deploy.secret_digest import label_value
+from stagecraft.deploy.state_layout import host_address
 from stagecraft.errors import ExitCode, StagecraftError
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ _PRIVATE_NETWORKS = tuple(
 def private_address(environment: EnvironmentConfig, host: str) -> str:
     """The address other hosts reach ``host`` on: ``labels.private_address`` or ``address``."""
     config = environment.hosts[host]
-    return str(config.labels.get(PRIVATE_ADDRESS_LABEL) or config.address)
+    return str(config.labels.get(PRIVATE_ADDRESS_LABEL) or host_address(environment, host))
 
 
 def is_private_ip(value: str) -> bool:
@@ -257,12 +258,13 @@ def wiring_address(environment: EnvironmentConfig, env: str, host: str, why: str
                 hint=f"set {fix_label} to the private IP of {host}",
             )
         return str(label)
-    if is_private_ip(config.address):
-        return config.address
-    what = "a public address" if _is_ip(config.address) else "a host name"
+    address = host_address(environment, host)
+    if is_private_ip(address):
+        return address
+    what = "a public address" if _is_ip(address) else "a host name"
     raise RenderError(
         f"environment {env}: {why}, but {host} has no private address "
-        f"(its address {config.address} is {what}, and a published port there would be "
+        f"(its address {address} is {what}, and a published port there would be "
         "open to the internet: Docker's published ports bypass ufw)",
         hint=f"set {fix_label} to its private IP (same network as the other hosts), or put "
         f"{host} and the hosts using it on a private network and use those addresses",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import posixpath
+from dataclasses import replace
+from pathlib import Path
 
 from stagecraft.config.models import EnvironmentConfig
+from stagecraft.errors import UsageError
 from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
 
 STATE_ROOT = "/var/lib/stagecraft"
@@ -34,8 +37,34 @@ def environment_hosts(
     environment: EnvironmentConfig, options: SSHOptions | None = None
 ) -> list[SSHHost]:
     """An :class:`SSHHost` per host of ``environment``, in config order (primary first)."""
-    opts = options if options is not None else SSHOptions.from_env()
-    return [
-        SSHHost(SSHTarget(name, host.address, host.user, host.port), opts)
-        for name, host in environment.hosts.items()
-    ]
+    opts = ssh_options(environment, options)
+    return [SSHHost(host_target(environment, name), opts) for name in environment.hosts]
+
+
+def host_target(environment: EnvironmentConfig, name: str) -> SSHTarget:
+    """Where ssh reaches host ``name``; ConfigError when it has no address yet."""
+    host = environment.hosts[name]
+    return SSHTarget(name, host_address(environment, name), host.user, host.port)
+
+
+def host_address(environment: EnvironmentConfig, name: str) -> str:
+    """The address of host ``name``; ConfigError when `infra up` has not created it yet."""
+    address = environment.hosts[name].address
+    if address is None:
+        raise UsageError(
+            f"host {name} has no address: it is created by `stagecraft infra up`",
+            hint="run `stagecraft infra up --env <env>` (it records the address in "
+            ".stagecraft/infra/<env>.yml), or set its `address:` in stagecraft.yml",
+        )
+    return address
+
+
+def ssh_options(environment: EnvironmentConfig, base: SSHOptions | None = None) -> SSHOptions:
+    """``base`` (default: from the environment variables) with the environment's ``ssh:``."""
+    opts = base if base is not None else SSHOptions.from_env()
+    ssh = environment.ssh
+    if ssh.known_hosts:
+        opts = replace(opts, known_hosts=Path(ssh.known_hosts))
+    if ssh.identity:
+        opts = replace(opts, identity=Path(ssh.identity))
+    return opts

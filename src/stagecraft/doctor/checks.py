@@ -222,15 +222,14 @@ def check_config(explicit: Path | None, env: str | None) -> tuple[list[Check], o
 def check_hosts(loaded: object, env: str, parallel: int = 8) -> list[Check]:
     """SSH to every host of ``env`` in parallel; report docker and compose there."""
     from stagecraft.config.loader import LoadedConfig
+    from stagecraft.deploy.state_layout import host_target, ssh_options
     from stagecraft.runtime.fanout import fan_out
-    from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
+    from stagecraft.runtime.ssh import SSHHost, SSHTarget
 
     assert isinstance(loaded, LoadedConfig)
     environment = loaded.environment(env)
-    options = SSHOptions.from_env()
-    targets = [
-        SSHTarget(name, h.address, h.user, h.port) for name, h in sorted(environment.hosts.items())
-    ]
+    options = ssh_options(environment)
+    targets = [host_target(environment, name) for name in sorted(environment.hosts)]
 
     def probe(target: SSHTarget) -> str:
         host = SSHHost(target, options)

@@ -159,7 +159,8 @@ def _ssh_host(
     service: str,
     options: SSHOptions | None,
 ) -> tuple[str, SSHHost]:
-    from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
+    from stagecraft.deploy.state_layout import host_target, ssh_options
+    from stagecraft.runtime.ssh import SSHHost
 
     hosts = env.hosts_running(service)
     if not hosts:
@@ -169,9 +170,8 @@ def _ssh_host(
             "it to a host",
         )
     host_name = hosts[0]
-    host = env.hosts[host_name]
-    target = SSHTarget(host_name, host.address, host.user, host.port)
-    return host_name, SSHHost(target, options or SSHOptions.from_env())
+    target = host_target(env, host_name)
+    return host_name, SSHHost(target, ssh_options(env, options))
 
 
 def container_address(

@@ -2,10 +2,10 @@
 
 - :mod:`stagecraft.testing.fakes`: a fake process runner and a fake SSH host
   for unit tests of logic that runs commands.
-- :mod:`stagecraft.testing.sandbox`: throw-away "remote" hosts on this Linux
+- :mod:`stagecraft.localhosts.sandbox`: throw-away "remote" hosts on this Linux
   machine (network namespaces, each with its own dockerd and sshd);
-  :mod:`~stagecraft.testing.sandbox_state` (prefix locks, leftovers, cleanup)
-  and :mod:`~stagecraft.testing.hostos` (namespaces, mounts, links, rules) behind it.
+  :mod:`~stagecraft.localhosts.state` (prefix locks, leftovers, cleanup)
+  and :mod:`~stagecraft.localhosts.hostos` (namespaces, mounts, links, rules) behind it.
 - :mod:`stagecraft.testing.images`: small test images built without a registry.
 - :mod:`stagecraft.testing.pytest_plugin`: the pytest fixtures (auto-loaded).
 """

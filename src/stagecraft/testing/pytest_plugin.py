@@ -9,7 +9,7 @@ Markers (registered here):
 
 Fixtures:
 
-- ``sandbox3`` (session): a started 3-host :class:`~stagecraft.testing.sandbox.Sandbox`;
+- ``sandbox3`` (session): a started 3-host :class:`~stagecraft.localhosts.sandbox.Sandbox`;
   skipped with the reason when this machine cannot run sandboxes (not root,
   no ``ip netns``). Tests must leave its hosts running (restart what they stop).
 - ``sandbox_factory``: ``make(count)`` returns a new started sandbox, torn down
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from stagecraft.localhosts.sandbox import Sandbox
     from stagecraft.runtime.ssh import SSHOptions
-    from stagecraft.testing.sandbox import Sandbox
 
 # Stagecraft modules are imported inside the fixtures: this plugin loads before
 # pytest-cov starts measuring, and an import here would hide their coverage.
@@ -55,7 +55,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def start_sandbox(count: int, workdir: Path, base: str) -> Sandbox:
     """Start a sandbox under the first free prefix ``base``, ``base1``, ... ``base9``."""
-    from stagecraft.testing.sandbox import Sandbox, SandboxBusyError, cleanup_leftovers
+    from stagecraft.localhosts.sandbox import Sandbox, SandboxBusyError, cleanup_leftovers
 
     for prefix in [base, *(f"{base}{n}" for n in range(1, 10))]:
         try:
@@ -71,7 +71,7 @@ _SESSION: dict[str, bool] = {}
 
 def _require_sandbox() -> None:
     """Skip unless sandboxes work here; once per session, clean up crashed runs' leftovers."""
-    from stagecraft.testing.sandbox import SandboxUnavailable, check_available, cleanup_stale
+    from stagecraft.localhosts.sandbox import SandboxUnavailable, check_available, cleanup_stale
 
     try:
         check_available()
@@ -124,6 +124,6 @@ def busybox_image() -> str:
 @pytest.fixture
 def ssh_options_for() -> Callable[[Sandbox], SSHOptions]:
     """``ssh_options_for(sandbox)``: SSH options that reach that sandbox's hosts."""
-    from stagecraft.testing.sandbox import ssh_options_for as options_for
+    from stagecraft.localhosts.sandbox import ssh_options_for as options_for
 
     return options_for

@@ -18,8 +18,8 @@ from typing import IO
 
 from stagecraft import log
 from stagecraft.errors import PrerequisiteMissing, StagecraftError
+from stagecraft.localhosts import hostos
 from stagecraft.runtime.process import run
-from stagecraft.testing import hostos
 
 logger = logging.getLogger(__name__)
 
@@ -92,19 +92,41 @@ def find_leftovers(prefix: str) -> dict[str, list[str]]:
 
 
 def cleanup_stale() -> list[str]:
-    """Clean every prefix under /run/stagecraft-sandbox that no live process holds."""
+    """Clean every prefix under /run/stagecraft-sandbox that no live process holds.
+
+    Prefixes marked with :func:`keep` (hosts of the ``local`` cloud, which outlive the
+    command that created them) are left alone: ``infra down`` removes them.
+    """
     if not STATE_ROOT.is_dir():
         return []
     names = {p.stem for p in STATE_ROOT.glob("*.lock") if PREFIX_RE.fullmatch(p.stem)}
     names |= {p.name for p in STATE_ROOT.iterdir() if p.is_dir() and PREFIX_RE.fullmatch(p.name)}
     cleaned = []
-    for prefix in sorted(names):
+    for prefix in sorted(names - set(kept_prefixes())):
         try:
             cleanup_leftovers(prefix)
         except SandboxBusyError:
             continue
         cleaned.append(prefix)
     return cleaned
+
+
+def kept_prefixes() -> list[str]:
+    """Prefixes whose hosts outlive the process that made them (the ``local`` cloud's)."""
+    if not STATE_ROOT.is_dir():
+        return []
+    return sorted(p.stem for p in STATE_ROOT.glob("*.kept") if PREFIX_RE.fullmatch(p.stem))
+
+
+def keep(prefix: str, owner: str) -> None:
+    """Mark ``prefix`` as kept by ``owner`` (:func:`cleanup_stale` leaves it alone)."""
+    STATE_ROOT.mkdir(parents=True, exist_ok=True)
+    (STATE_ROOT / f"{prefix}.kept").write_text(owner + "\n")
+
+
+def unkeep(prefix: str) -> None:
+    """Drop the mark of :func:`keep`."""
+    (STATE_ROOT / f"{prefix}.kept").unlink(missing_ok=True)
 
 
 def cleanup(prefix: str, workdir: Path | None = None) -> None:

@@ -39,12 +39,8 @@ from pathlib import Path
 from typing import IO
 
 from stagecraft import log
-from stagecraft.runtime import process
-from stagecraft.runtime.fanout import fan_out
-from stagecraft.runtime.process import Completed, run
-from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
-from stagecraft.testing import hostos
-from stagecraft.testing.sandbox_state import (
+from stagecraft.localhosts import hostos
+from stagecraft.localhosts.state import (
     PREFIX_RE,
     SSHD,
     STATE_ROOT,
@@ -58,8 +54,13 @@ from stagecraft.testing.sandbox_state import (
     cleanup_stale,
     find_leftovers,
     global_lock,
+    keep,
     rule_comment,
 )
+from stagecraft.runtime import process
+from stagecraft.runtime.fanout import fan_out
+from stagecraft.runtime.process import Completed, run
+from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
 
 __all__ = [
     "Sandbox",
@@ -171,6 +172,18 @@ class Sandbox:
         self._daemons.clear()
         self._lock.close()
         self._lock = None
+
+    def detach(self, owner: str) -> None:
+        """Leave the hosts running after this process ends (the ``local`` cloud's hosts).
+
+        The prefix is marked kept by ``owner`` so that no test run's clean-up of
+        stale sandboxes removes it; :func:`cleanup` (``infra down``) does.
+        """
+        keep(self.prefix, owner)
+        self._daemons.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # -- per-host controls ---------------------------------------------------------
 
@@ -468,7 +481,7 @@ class Sandbox:
             [h.address for h in self.hosts] + [self._netns(h.name) for h in self.hosts]
         )
         self.ssh_config.write_text(
-            f"# Sandbox {self.prefix}: written by stagecraft.testing.sandbox\n"
+            f"# Sandbox {self.prefix}: written by stagecraft.localhosts.sandbox\n"
             + "".join(aliases)
             + f"Host {addresses}\n"
             "    User root\n"
