@@ -22,7 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from stagecraft.config.infra_state import known_hosts_path, read_state, state_path
+from stagecraft.config.infra_state import (
+    HostRecord,
+    InfraState,
+    known_hosts_path,
+    read_state,
+    state_path,
+    write_state,
+)
 from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.testing import images
 from stagecraft.testing.digitalocean_standin import DigitalOceanStandin
@@ -125,8 +132,17 @@ def test_infra_up_twice_then_down_against_the_api_stand_in(
         assert left == sorted([stranger["name"], other_env["name"]])
         assert not state_path(root, "production").exists()
         assert not known_hosts_path(root, "production").exists()
+        # A state file whose servers the cloud no longer lists: --plan keeps it, down removes it.
+        write_state(
+            root,
+            InfraState("production", "digitalocean", {"web-1": HostRecord("1", "x", addresses[0])}),
+        )
         gone = _cli(root, env, "infra", "down", "--env", "production", "--plan")
-        assert "nothing to destroy" in gone.stdout
+        assert gone.returncode == 0 and "nothing to destroy" in gone.stdout
+        assert state_path(root, "production").exists()
+        forgotten = _cli(root, env, "infra", "down", "--env", "production", "--yes")
+        assert forgotten.returncode == 0, forgotten.stderr
+        assert not state_path(root, "production").exists()
 
         bad = _cli(root, {**env, "DO_TOKEN": "wrong-token"}, "infra", "up", "--env", "production")
         assert bad.returncode == 2, bad.stderr

@@ -55,6 +55,15 @@ class InfraPlan:
             "extra": [_server_json(s) for s in self.extra],
         }
 
+    def down_json(self) -> dict[str, Any]:
+        """What ``infra down`` destroys: the kept servers (with their host), then the extra."""
+        found = self.to_json()
+        return {
+            "env": self.env,
+            "provider": self.provider,
+            "destroy": found["keep"] + found["extra"],
+        }
+
 
 def plan_up(
     project: str,

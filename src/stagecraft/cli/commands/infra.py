@@ -110,12 +110,13 @@ def down(app: AppContext, plan_only: bool, yes: bool) -> None:
     provider, session = open_cloud(loaded, env)
     try:
         plan = plan_environment(loaded, env, provider, session)
-        listing = {"env": env, "provider": plan.provider, "destroy": plan.to_json()["keep"]}
-        listing["destroy"] += plan.to_json()["extra"]
-        if plan_only or app.dry_run or not plan.servers:
+        listing = plan.down_json()
+        if plan_only or app.dry_run:
             _show(app, listing, render_down(plan))
-            if not plan.servers:
-                apply_down(loaded, env, plan, session, say=_say)
+            return
+        if not plan.servers:  # nothing at the cloud: only what was recorded goes
+            _show(app, listing, render_down(plan))
+            apply_down(loaded, env, plan, session, say=_say)
             return
         if not app.json:
             app.output.result(render_down(plan))
