@@ -10,12 +10,10 @@ lock; the next deploy ships the image whole and runs it.
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,25 +63,6 @@ class Project:
         return found.stdout.strip() if found.returncode == 0 else None
 
 
-def _build(base: str, tag: str) -> str:
-    """``base`` plus one layer of 1 MB of random bytes; returns the image ID."""
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as archive:
-        for name, data in (
-            ("Dockerfile", f'FROM {base}\nCOPY app.bin /app.bin\nCMD ["sleep", "600"]\n'.encode()),
-            ("app.bin", os.urandom(1 << 20)),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    process.run(
-        ["docker", "build", "-q", "-t", tag, "-"],
-        input=context.getvalue(),
-        extra_env={"DOCKER_BUILDKIT": "0"},
-    )
-    return process.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     from stagecraft.localhosts.sandbox import ssh_options_for
@@ -107,7 +86,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     )
     host = SSHHost(sandbox.hosts[0].target(), ssh_options_for(sandbox))
     try:
-        image_id = _build(images.ensure_debian_image(), f"{name}/app:v1")
+        image_id = images.build_with_layer(
+            images.ensure_debian_image(), f"{name}/app:v1", os.urandom(1 << 20)
+        )
         env = {
             **os.environ,
             "STAGECRAFT_SSH_CONFIG": str(sandbox.ssh_config),

@@ -25,30 +25,11 @@ from stagecraft.deploy import ship
 from stagecraft.deploy.ship import stream
 from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime import process
+from stagecraft.testing import images
 from stagecraft.testing.images import ensure_debian_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 OVERHEAD = 64 * 1024  # per host: layer directories' json, the config, the manifest, gzip framing
-
-
-def _build(base: str, tag: str, payload: bytes) -> str:
-    """``tag``: ``base`` plus one layer holding ``payload`` (random bytes: incompressible)."""
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as archive:
-        for name, data in (
-            ("Dockerfile", f'FROM {base}\nCOPY app.bin /app.bin\nCMD ["sleep", "600"]\n'),
-            ("app.bin", payload),
-        ):
-            raw = data.encode() if isinstance(data, str) else data
-            info = tarfile.TarInfo(name)
-            info.size = len(raw)
-            archive.addfile(info, io.BytesIO(raw))
-    process.run(
-        ["docker", "build", "-q", "-t", tag, "-"],
-        input=context.getvalue(),
-        extra_env={"DOCKER_BUILDKIT": "0"},
-    )
-    return process.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip()
 
 
 def _gzip_size_of_top_layer(tag: str) -> int:
@@ -69,7 +50,7 @@ def app() -> Iterator[dict[str, str]]:
     base = ensure_debian_image()
     name = f"shiplayers/app{uuid.uuid4().hex[:6]}"
     tags = {"v1": f"{name}:v1", "v2": f"{name}:v2"}
-    ids = {v: _build(base, tag, os.urandom(1 << 20)) for v, tag in tags.items()}
+    ids = {v: images.build_with_layer(base, tag, os.urandom(1 << 20)) for v, tag in tags.items()}
     yield {**tags, **{f"{v}_id": ids[v] for v in ids}}
     process.run(["docker", "image", "rm", "-f", *tags.values()], check=False)
 
@@ -177,7 +158,7 @@ def test_images_sharing_layers_get_one_copy_of_each_and_load_whole(
     host = sandbox3.ssh_host(name)
     base = ensure_debian_image()
     child = app["v1"].replace(":v1", ":child")
-    child_id = _build(app["v1"], child, os.urandom(1 << 16))
+    child_id = images.build_with_layer(app["v1"], child, os.urandom(1 << 16))
     sandbox3.docker(name, "image", "rm", "-f", app["v1_id"], app["v2_id"], child_id, check=False)
     try:
         both = ship.ship_over_ssh(host, [app["v1"], child, app["v2"]], timeout=300)

@@ -20,7 +20,6 @@ from datetime import datetime
 
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
-from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy.compose_env import EnvironmentCompose, environment_compose
 from stagecraft.deploy.plan import DeployPlan, MigrationPlan, make_plan
 from stagecraft.deploy.release import new_release, resolve_version
@@ -33,11 +32,6 @@ from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime.ssh import SSHHost, SSHOptions
 
 logger = logging.getLogger(__name__)
-
-
-def ssh_hosts(environment: EnvironmentConfig, options: SSHOptions | None = None) -> list[SSHHost]:
-    """One :class:`SSHHost` per host of ``environment``, in config order."""
-    return environment_hosts(environment, options)
 
 
 def compute_plan(
@@ -63,7 +57,7 @@ def compute_plan(
     model = model if model is not None else environment_compose(loaded, env)
     render_hosts(loaded, env, release, compose=model)  # bad config fails before SSH
     values = _secret_values(loaded, env, resolve_secrets)
-    hosts = ssh_hosts(environment, ssh_options)
+    hosts = environment_hosts(environment, ssh_options)
     try:
         key = _digest_key(hosts[0], release.project, env) if values else throwaway_key()
         actual = read_states(

@@ -245,13 +245,17 @@ def rollback_target(
 
 
 def resolve_secrets(
-    loaded: LoadedConfig, env: str, environ: Mapping[str, str] | None
+    loaded: LoadedConfig,
+    env: str,
+    environ: Mapping[str, str] | None,
+    names: Sequence[str] | None = None,
 ) -> dict[str, SecretValue]:
-    """The values of ``env``'s declared secrets from its secrets provider."""
+    """The values of ``names`` (default: ``env``'s declared secrets) from its secrets provider."""
     from stagecraft.providers import registry
     from stagecraft.providers.secrets import SecretsContext
 
-    names = loaded.environment(env).secrets
+    if names is None:
+        names = loaded.environment(env).secrets
     if not names:
         return {}
     provider_id, raw = loaded.config.secrets_provider_for(env)

@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -94,17 +93,12 @@ def _token(
     loaded: LoadedConfig, env: str, provider: CloudProvider, environ: Mapping[str, str] | None
 ) -> str | None:
     """The API token, read through the environment's secrets provider (never printed)."""
-    from stagecraft.providers import registry
-    from stagecraft.providers.secrets import SecretsContext, SecretValue
+    from stagecraft.deploy.pipeline import resolve_secrets
 
     name = provider.token_env
     if not name:
         return None
-    provider_id, raw = loaded.config.secrets_provider_for(env)
-    secrets = registry("secrets").create(provider_id, raw)
-    context = SecretsContext(loaded.root, dict(os.environ if environ is None else environ))
-    values: dict[str, SecretValue] = secrets.resolve([name], context)
-    return values[name].reveal()
+    return resolve_secrets(loaded, env, environ, [name])[name].reveal()
 
 
 def plan_environment(
@@ -136,10 +130,11 @@ def apply_up(
     provisioned = [
         Provisioned(_host_of(plan, server), server, server.name in fresh) for server in running
     ]
-    _write_state(loaded, env, plan, provisioned, session.login_identity())
+    made_identity = session.login_identity()
+    _write_state(loaded, env, plan, provisioned, made_identity)
     environment = loaded.environment(env, provisioned=False)
     known_hosts = _known_hosts(loaded, env)
-    identity = environment.ssh.identity or session.login_identity()
+    identity = environment.ssh.identity or made_identity
 
     def ready(item: Provisioned) -> Provisioned:
         port = environment.hosts[item.host].port
@@ -243,14 +238,12 @@ def apply_down(
     for server in servers:
         say(server.host or server.name, f"destroyed {server.name} (id {server.id})")
     environment = loaded.environment(env, provisioned=False)
-    known_hosts = _known_hosts(loaded, env)
     state = read_state(loaded.root, env)
-    for server in servers:
-        port = environment.hosts[server.host].port if server.host in environment.hosts else 22
-        if server.public_address:
-            host_keys.forget(known_hosts, server.public_address, port)
-    if state is not None:
-        for name, record in state.hosts.items():
-            port = environment.hosts[name].port if name in environment.hosts else 22
-            host_keys.forget(known_hosts, record.address, port)
+    # The servers' addresses, and those recorded (a server the cloud lost is still there).
+    recorded = [(r.address, name) for name, r in (state.hosts if state else {}).items()]
+    listed = [(s.public_address, s.host) for s in servers if s.public_address]
+    known_hosts = _known_hosts(loaded, env)
+    for address, host in {*recorded, *listed}:
+        port = environment.hosts[host].port if host in environment.hosts else 22
+        host_keys.forget(known_hosts, address, port)
     state_path(loaded.root, env).unlink(missing_ok=True)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import os
 import re
 import shlex
 import shutil
 import struct
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -209,6 +211,26 @@ def ensure_postgres_image(docker_host: str | None = None) -> str:
             timeout=900,
         )
     return tag
+
+
+def build_with_layer(base: str, tag: str, payload: bytes) -> str:
+    """``tag``: ``base`` plus one layer holding ``payload`` as /app.bin; its image ID.
+
+    Random bytes make the layer incompressible: the shipping tests' worst case.
+    """
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as archive:
+        dockerfile = f'FROM {base}\nCOPY app.bin /app.bin\nCMD ["sleep", "600"]\n'.encode()
+        for name, data in (("Dockerfile", dockerfile), ("app.bin", payload)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    run(
+        ["docker", "build", "-q", "-t", tag, "-"],
+        input=context.getvalue(),
+        extra_env={"DOCKER_BUILDKIT": "0"},
+    )
+    return run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip()
 
 
 def copy_image(tag: str, from_host: str | None, to_host: str | None) -> None:

@@ -187,8 +187,7 @@ class LocalSession(CloudSession):
         shutil.rmtree(envdir, ignore_errors=True)
 
     def known_host_keys(self, server: Server) -> list[str]:
-        record = self._record()
-        host = next((h for n, h in record.get("hosts", {}).items() if n == server.name), None)
+        host = self._record().get("hosts", {}).get(server.name)
         if host is None:
             return []
         public = self._envdir() / "hosts" / host["sandbox"] / "ssh_host_ed25519_key.pub"
