@@ -42,6 +42,7 @@ def nothing_left(prefix: str, workdir: Path) -> dict[str, object]:
     netns = run(["ip", "netns", "list"]).stdout.split()
     links = run(["ip", "-o", "link", "show"]).stdout
     rules = run(["iptables", "-w", "-S", "FORWARD"]).stdout
+    rules += run(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"]).stdout
     mounts = Path("/proc/self/mountinfo").read_text()
     procs = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -114,6 +115,50 @@ sandbox = Sandbox(2, workdir=Path(sys.argv[1]), prefix=sys.argv[2]).start()
 print("up", flush=True)
 time.sleep(600)
 """
+
+
+def test_a_bare_host_runs_its_own_system_reaches_the_internet_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """A bare host: its own Debian 13 root (pivot_root), its own sshd, no Docker, apt works."""
+    rootfs = images.bare_server_rootfs("trixie")
+    sandbox = Sandbox(2, workdir=tmp_path, prefix="sbb", bare=1, bare_rootfs=rootfs).start()
+    try:
+        regular, bare = sandbox.hosts
+        assert bare.bare and not regular.bare
+        host = sandbox.ssh_host(bare.name)
+        facts = host.run(
+            ["sh", "-c", ". /etc/os-release; echo $VERSION_CODENAME; command -v docker || echo -"]
+        ).stdout.split()
+        assert facts == ["trixie", "-"]
+        assert not host.run(["test", "-e", str(tmp_path)], check=False).ok  # not our files
+        assert host.run(["apt-get", "update", "-q"], timeout=120).ok  # masqueraded out
+        # the regular host still has this machine's system (and Docker)
+        assert sandbox.ssh_host(regular.name).run(["docker", "version"]).ok
+        sshd = [
+            pid
+            for pid in filter(str.isdigit, os.listdir("/proc"))
+            if _root_of(pid) == _inode(tmp_path / bare.name / "rootfs")
+        ]
+        assert sshd, "no process runs in the bare host's root"
+        host.close()
+    finally:
+        sandbox.stop()
+    assert nothing_left("sbb", tmp_path) == {}
+    assert find_leftovers("sbb") == {key: [] for key in find_leftovers("sbb")}
+    assert [pid for pid in sshd if Path(f"/proc/{pid}").exists()] == []
+
+
+def _inode(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
+def _root_of(pid: str) -> tuple[int, int] | None:
+    try:
+        return _inode(Path(f"/proc/{pid}/root"))
+    except OSError:
+        return None
 
 
 def test_cleanup_leftovers_removes_what_a_killed_run_left(tmp_path: Path) -> None:

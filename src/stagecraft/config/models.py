@@ -227,6 +227,36 @@ class HostConfig(Model):
     labels: dict[str, EnvValue] = Field(default_factory=dict, description="Free-form labels.")
 
 
+DockerSource = Literal["distro", "docker", "none"]
+
+
+class BootstrapConfig(Model):
+    """What ``stagecraft hosts bootstrap`` may install and change on a Debian/Ubuntu host."""
+
+    docker: DockerSource = Field(
+        default="distro",
+        description=(
+            "Where Docker and Compose v2 come from when missing: distro (the distribution's"
+            " packages), docker (Docker's apt repository), none (never install; fail instead)."
+        ),
+    )
+    user: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+        description=(
+            "A non-root deploy user to create, in the docker group, with the connecting"
+            " user's SSH keys (then connect as it: hosts.<name>.user)."
+        ),
+    )
+    firewall: bool = Field(
+        default=False,
+        description=(
+            "Turn on ufw: incoming traffic only to SSH, the proxy's HTTP/HTTPS ports and the"
+            " mesh interface."
+        ),
+    )
+
+
 class SSHConfig(Model):
     """How Stagecraft's ssh reaches an environment's hosts (ssh's own config still applies)."""
 
@@ -393,6 +423,10 @@ class EnvironmentConfig(Model):
         description="Cloud provider creating this environment's hosts (overrides top level).",
     )
     ssh: SSHConfig = Field(default_factory=SSHConfig, description="SSH settings for the hosts.")
+    bootstrap: BootstrapConfig = Field(
+        default_factory=BootstrapConfig,
+        description="What `hosts bootstrap` installs: Docker source, deploy user, firewall.",
+    )
     deploy: DeployConfig = Field(
         default_factory=DeployConfig,
         description="Deploy tuning: parallelism, boot groups, timeouts, releases kept.",

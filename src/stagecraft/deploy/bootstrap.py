@@ -1,27 +1,47 @@
 """``stagecraft hosts bootstrap``: make every host of an environment ready for deploys.
 
-Per host, in parallel: check that Docker and Compose answer over SSH, create the
-environment's state directory (ADR 0005 section 2), and start (or keep) the edge
-proxy with the environment's TLS mode and the proxy provider's settings. Nothing of
-Stagecraft is installed on the host. Idempotent: a second run changes nothing.
+Per host, in parallel: install Docker and Compose v2 when missing, create the deploy
+user and turn on the firewall when asked (:mod:`stagecraft.deploy.host_setup`, ADR
+0013), check that Docker and Compose answer over SSH, create the
+environment's state directory (ADR 0005 section 2), start (or keep) the edge
+proxy with the environment's TLS mode and the proxy provider's settings, and,
+when the environment has a network provider, join the host to the mesh
+(:mod:`stagecraft.deploy.mesh`; the auth key comes from the secrets provider and
+travels on stdin). The hosts' mesh names and addresses are then written to
+``.stagecraft/network/<env>.yml`` (ADR 0012), where cross-host wiring reads them.
+Nothing of Stagecraft is installed on the host. Idempotent: a second run changes
+nothing (and runs no ``tailscale up``).
 
-Joining a private network through the network provider (tailscale) is not done yet:
-when one is configured, the result says so for every host instead of pretending.
+Example::
+
+    result = bootstrap(loaded, "staging")
+    for outcome in result.outcomes:
+        print(outcome.name, outcome.value.mesh.describe() if outcome.value.mesh else "")
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
-from stagecraft.deploy import edge
+from stagecraft.config.models import BootstrapConfig
+from stagecraft.config.network_state import (
+    MeshRecord,
+    NetworkState,
+    read_network_state,
+    write_network_state,
+)
+from stagecraft.deploy import edge, host_setup
+from stagecraft.deploy.mesh import AuthKey, MeshJoin, join_host, network_provider
 from stagecraft.deploy.state_layout import app_dir, environment_hosts
 from stagecraft.errors import HostError
+from stagecraft.providers.network import NetworkProvider
 from stagecraft.providers.proxy import TlsMode
+from stagecraft.providers.secrets import SecretsError, SecretValue
 from stagecraft.runtime.fanout import GroupResult, fan_out
 from stagecraft.runtime.ssh import SSHHost, SSHOptions
 
@@ -85,12 +105,45 @@ class HostReady:
     compose_version: str | None
     proxy_created: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    mesh: MeshJoin | None = None
+    changes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """The environment's network provider and its auth key (resolved when first needed)."""
+
+    provider: NetworkProvider
+    auth_key: AuthKey
+
+    def join(self, host: SSHHost) -> MeshJoin:
+        """Join ``host`` (or find it joined); see :func:`stagecraft.deploy.mesh.join_host`."""
+        return join_host(host, self.provider, self.auth_key)
 
 
 def bootstrap_host(
-    host: SSHHost, project: str, env: str, proxy: ProxyOptions, notes: tuple[str, ...] = ()
+    host: SSHHost,
+    project: str,
+    env: str,
+    proxy: ProxyOptions,
+    notes: tuple[str, ...] = (),
+    *,
+    mesh: Mesh | None = None,
+    setup: BootstrapConfig | None = None,
+    prepared: host_setup.SetupReport | None = None,
 ) -> HostReady:
-    """Check Docker, create the state directory, ensure the proxy on one host."""
+    """Set up Docker (with ``setup``), create the state directory, ensure the proxy, join the
+    mesh on one host.
+
+    ``setup`` (the environment's ``bootstrap:``) lets :mod:`~stagecraft.deploy.host_setup`
+    install Docker, create the deploy user and turn on the firewall first (unless
+    ``prepared`` says it already ran); without it a host without Docker fails with
+    the fix.
+    """
+    if setup is not None and prepared is None:
+        prepared = prepare(host, env, setup, proxy, mesh)
+    changes = list(prepared.changes) if prepared is not None else []
+    notes += prepared.notes if prepared is not None else ()
     probe = host.probe()
     if probe.docker_version is None:
         raise HostError(
@@ -101,42 +154,140 @@ def bootstrap_host(
         )
     host.run(["mkdir", "-p", f"{app_dir(project, env)}/releases"])
     state = edge.ensure_proxy(host, **proxy.kwargs())
+    joined = mesh.join(host) if mesh is not None else None
+    handed = host_setup.hand_over_state(host, setup) if setup is not None else None
+    changes += [handed] if handed else []
+    on_mesh = f", {joined.describe()}" if joined is not None else ""
     log.event(
         logger,
         logging.INFO,
-        f"ready: docker {probe.docker_version}, proxy {'started' if state.created else 'running'}",
+        f"ready: docker {probe.docker_version}, proxy {'started' if state.created else 'running'}"
+        f"{on_mesh}",
         host=host.name,
         phase="bootstrap",
     )
-    return HostReady(host.name, probe.docker_version, probe.compose_version, state.created, notes)
+    return HostReady(
+        host.name,
+        probe.docker_version,
+        probe.compose_version,
+        state.created,
+        notes,
+        joined,
+        tuple(changes),
+    )
+
+
+def prepare(
+    host: SSHHost, env: str, setup: BootstrapConfig, proxy: ProxyOptions, mesh: Mesh | None
+) -> host_setup.SetupReport:
+    """Install Docker, the deploy user and the firewall on ``host`` as ``setup`` asks."""
+    return host_setup.prepare_host(
+        host,
+        setup,
+        env=env,
+        open_ports=(host.target.port or 22, proxy.http_port, proxy.https_port),
+        interfaces=(mesh.provider.interface,) if mesh is not None else (),
+    )
 
 
 def bootstrap(
-    loaded: LoadedConfig, env: str, *, options: SSHOptions | None = None
+    loaded: LoadedConfig,
+    env: str,
+    *,
+    options: SSHOptions | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> GroupResult[HostReady]:
-    """Bootstrap every host of ``env`` in parallel; one result per host."""
+    """Bootstrap every host of ``env`` in parallel; one result per host.
+
+    With a network provider, the mesh addresses of the hosts that joined are
+    recorded in ``.stagecraft/network/<env>.yml`` (hosts that failed keep their
+    previous record, if any). ``environ`` is where the env secrets provider
+    reads (default: this process's environment).
+    """
     environment = loaded.environment(env)
     project = loaded.config.project.name
     proxy = proxy_options(loaded, env)
-    notes: tuple[str, ...] = ()
-    network = loaded.config.network_for(env)
-    if network is not None:
-        notes = (
-            f"network provider {network.provider!r}: joining hosts is not implemented yet; "
-            "hosts are reached at their configured addresses",
-        )
+    mesh = mesh_of(loaded, env, environ)
     hosts = environment_hosts(environment, options)
-    shipping = ship_proxy_image(hosts, proxy.image, parallel=environment.deploy.parallel)
+    parallel = environment.deploy.parallel
+    # Docker first (a bare host has none to receive the proxy image), then the image.
+    setups = fan_out(
+        hosts,
+        lambda h: prepare(h, env, environment.bootstrap, proxy, mesh),
+        name=lambda h: h.name,
+        parallel=parallel,
+    )
+    failed: dict[str, BaseException] = {
+        o.name: o.error for o in setups.outcomes if o.error is not None
+    }
+    ready = [h for h in hosts if h.name not in failed]
+    failed.update(ship_proxy_image(ready, proxy.image, parallel=parallel))
+    prepared = {o.name: o.value for o in setups.outcomes if o.value is not None}
 
     def run(host: SSHHost) -> HostReady:
         try:
-            if host.name in shipping:
-                raise shipping[host.name]
-            return bootstrap_host(host, project, env, proxy, notes)
+            if host.name in failed:
+                raise failed[host.name]
+            return bootstrap_host(
+                host,
+                project,
+                env,
+                proxy,
+                mesh=mesh,
+                setup=environment.bootstrap,
+                prepared=prepared[host.name],
+            )
         finally:
             host.close()
 
-    return fan_out(hosts, run, name=lambda h: h.name, parallel=environment.deploy.parallel)
+    result = fan_out(hosts, run, name=lambda h: h.name, parallel=parallel)
+    if mesh is not None:
+        record_mesh(loaded, env, mesh.provider, result)
+    return result
+
+
+def mesh_of(loaded: LoadedConfig, env: str, environ: Mapping[str, str] | None) -> Mesh | None:
+    """The network provider of ``env`` with a lazily resolved auth key, or None."""
+    provider = network_provider(loaded, env)
+    if provider is None:
+        return None
+    name = provider.auth_key_env
+
+    def resolve() -> SecretValue:
+        from stagecraft.deploy.pipeline import resolve_secrets
+
+        try:
+            return resolve_secrets(loaded, env, environ, [name])[name]
+        except SecretsError as exc:
+            raise SecretsError(
+                f"no {provider.id} auth key: {exc.message} "
+                f"(network.providers.{provider.id}.auth_key_env)",
+                hint=exc.hint,
+                missing=exc.missing,
+            ) from None
+
+    return Mesh(provider, AuthKey(resolve))
+
+
+def record_mesh(
+    loaded: LoadedConfig, env: str, provider: NetworkProvider, result: GroupResult[HostReady]
+) -> None:
+    """Write the joined hosts' mesh names and addresses to ``.stagecraft/network/<env>.yml``."""
+    environment = loaded.environment(env)
+    previous = read_network_state(loaded.root, env)
+    hosts: dict[str, MeshRecord] = {}
+    if previous is not None and previous.provider == provider.id:
+        hosts = {n: r for n, r in previous.hosts.items() if n in environment.hosts}
+    fresh = {
+        o.name: MeshRecord(o.value.mesh.name, o.value.mesh.address)
+        for o in result.succeeded
+        if o.value is not None and o.value.mesh is not None
+    }
+    if not fresh and previous is None:
+        return
+    state = NetworkState(env, provider.id, {**hosts, **fresh})
+    if previous is None or previous.to_json() != state.to_json():
+        write_network_state(loaded.root, state)
 
 
 def ship_proxy_image(

@@ -37,6 +37,13 @@ open to the internet (Docker's published ports bypass ufw), so a cross-host
 dependency of a host without a private address is a RenderError naming the
 service, the hosts and both fixes.
 
+When the environment has a network provider (``network:``, a mesh such as
+Tailscale), a host's private address is its mesh address, recorded by
+``stagecraft hosts bootstrap`` in ``.stagecraft/network/<env>.yml``
+(:class:`MeshAddresses`, ADR 0012), never its labels or public address; a
+host not recorded there has not joined yet, and wiring to it is a RenderError
+that says to run bootstrap.
+
 Example::
 
     from stagecraft.deploy.render import render_hosts
@@ -62,6 +69,7 @@ from stagecraft import log
 from stagecraft.compose.model import ComposeProject, ComposeService
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
+from stagecraft.config.network_state import read_network_state
 from stagecraft.deploy.compose_env import (
     EnvironmentCompose,
     Template,
@@ -224,6 +232,45 @@ _PRIVATE_NETWORKS = tuple(
 )
 
 
+@dataclass(frozen=True)
+class MeshAddresses:
+    """The mesh IPv4 address of each host that joined the environment's network provider."""
+
+    env: str
+    provider: str
+    addresses: Mapping[str, str]
+
+    def address(self, host: str, why: str) -> str:
+        """The mesh address of ``host``; RenderError (run bootstrap) when it has not joined."""
+        found = self.addresses.get(host)
+        if found is None:
+            raise RenderError(
+                f"environment {self.env}: {why}, but host {host} has not joined the "
+                f"{self.provider} mesh: run `stagecraft hosts bootstrap --env {self.env}`",
+                hint=f"`stagecraft hosts bootstrap --env {self.env}` joins every host and records "
+                f"their mesh addresses in .stagecraft/network/{self.env}.yml",
+            )
+        return found
+
+
+def mesh_addresses(loaded: LoadedConfig, env: str) -> MeshAddresses | None:
+    """The mesh addresses of ``env``'s hosts when it has a network provider, else None.
+
+    Read from ``.stagecraft/network/<env>.yml``; a file written for another
+    provider counts as no host joined.
+    """
+    selection = loaded.config.network_for(env)
+    if selection is None:
+        return None
+    state = read_network_state(loaded.root, env)
+    found = (
+        {host: record.address for host, record in state.hosts.items()}
+        if state is not None and state.provider == selection.provider
+        else {}
+    )
+    return MeshAddresses(env, selection.provider, found)
+
+
 def private_address(environment: EnvironmentConfig, host: str) -> str:
     """The address other hosts reach ``host`` on: ``labels.private_address`` or ``address``."""
     config = environment.hosts[host]
@@ -243,11 +290,21 @@ def is_private_ip(value: str) -> bool:
     return any(address in net for net in _PRIVATE_NETWORKS if net.version == address.version)
 
 
-def wiring_address(environment: EnvironmentConfig, env: str, host: str, why: str) -> str:
+def wiring_address(
+    environment: EnvironmentConfig,
+    env: str,
+    host: str,
+    why: str,
+    mesh: MeshAddresses | None = None,
+) -> str:
     """The private IP that cross-host traffic to ``host`` uses; RenderError when it has none.
 
     ``why`` says what needs it (``"service db on data-1 is used from web (web-1)"``).
+    With ``mesh`` (the environment has a network provider) it is the host's
+    mesh address, never its labels or its public address.
     """
+    if mesh is not None:
+        return mesh.address(host, why)
     config = environment.hosts[host]
     label = config.labels.get(PRIVATE_ADDRESS_LABEL)
     fix_label = f"environments.{env}.hosts.{host}.labels.private_address"
@@ -279,6 +336,7 @@ def render_hosts(
     built: Iterable[str] | None = None,
     compose: EnvironmentCompose | None = None,
     secret_digests: Mapping[str, str] | None = None,
+    mesh: MeshAddresses | None = None,
 ) -> dict[str, RenderedHost]:
     """Every host of ``env`` rendered for ``release``, in config order.
 
@@ -287,7 +345,8 @@ def render_hosts(
     the environment's model (loaded when not given, see
     :func:`~stagecraft.deploy.compose_env.environment_compose`); ``secret_digests``
     (per declared secret, :func:`~stagecraft.deploy.secret_digest.digests`) label
-    each service with the digests of the secrets it uses.
+    each service with the digests of the secrets it uses. ``mesh`` is where the
+    hosts are on the environment's mesh (default: :func:`mesh_addresses`).
     """
     if built is None:
         from stagecraft.deploy.build import built_services
@@ -299,6 +358,8 @@ def render_hosts(
     layout = Placement.of(environment)
     needed = _needed_elsewhere(model.project, layout)
     _warn_env_files(model.project, layout, env)
+    if mesh is None:
+        mesh = mesh_addresses(loaded, env)
     return {
         host: render_host(
             loaded,
@@ -310,6 +371,7 @@ def render_hosts(
             needed=needed,
             compose=model,
             secret_digests=secret_digests,
+            mesh=mesh,
         )
         for host in environment.hosts
     }
@@ -360,11 +422,12 @@ def render_host(
     needed: Mapping[str, frozenset[str]] | None = None,
     compose: EnvironmentCompose | None = None,
     secret_digests: Mapping[str, str] | None = None,
+    mesh: MeshAddresses | None = None,
 ) -> RenderedHost:
     """The compose project of ``host`` in ``env`` for ``release``.
 
-    ``layout``, ``needed`` and ``compose`` are computed from the environment when
-    not given (:func:`render_hosts` computes them once for every host).
+    ``layout``, ``needed``, ``compose`` and ``mesh`` are computed from the
+    environment when not given (:func:`render_hosts` computes them once for every host).
     """
     model = compose if compose is not None else environment_compose(loaded, env)
     project = model.project
@@ -376,6 +439,8 @@ def render_host(
     routed = {route.service for route in environment.routes.values()}
     if needed is None:
         needed = _needed_elsewhere(project, layout)
+    if mesh is None:
+        mesh = mesh_addresses(loaded, env)
     ctx = _Context(
         loaded,
         env,
@@ -388,6 +453,7 @@ def render_host(
         layout,
         model,
         secret_digests,
+        mesh,
     )
     services = {name: ctx.service(project.services[name]) for name in sorted(placed)}
     document = _document(project, ctx, services)
@@ -400,7 +466,8 @@ def render_host(
         )
     return RenderedHost(
         host=host,
-        address=private_address(environment, host),
+        address=(mesh.addresses.get(host) if mesh is not None else None)
+        or private_address(environment, host),
         project_name=project_name(release.project, env),
         services=services,
         document=document,
@@ -422,6 +489,7 @@ class _Context:
     layout: Placement
     compose: EnvironmentCompose
     digests: Mapping[str, str] | None
+    mesh: MeshAddresses | None
 
     def service(self, service: ComposeService) -> RenderedService:
         """Render ``service`` for this host."""
@@ -536,10 +604,10 @@ class _Context:
                 hint=f"add {target} to a role of environments.{self.env}.roles",
             )
         why = f"service {user} on {self.host} depends on {target} on {hosts[0]}"
-        return wiring_address(self.environment, self.env, hosts[0], why)
+        return wiring_address(self.environment, self.env, hosts[0], why, self.mesh)
 
     def published_ports(self, service: ComposeService) -> list[dict[str, Any]]:
-        """The ports published for users on other hosts, bound to this host's private IP."""
+        """The ports published for users on other hosts, bound to this host's private (mesh) IP."""
         users = self.needed.get(service.name, frozenset())
         if not users:
             return []
@@ -548,7 +616,7 @@ class _Context:
             for user in sorted(users)
         )
         why = f"service {service.name} on {self.host} is used from {where}"
-        address = wiring_address(self.environment, self.env, self.host, why)
+        address = wiring_address(self.environment, self.env, self.host, why, self.mesh)
         targets = [p.target for p in service.ports] or _exposed(service)
         if not targets:
             raise RenderError(

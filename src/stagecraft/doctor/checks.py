@@ -316,4 +316,9 @@ def run_checks(explicit: Path | None, env: str | None) -> Report:
     if env and loaded is not None:
         report.checks.extend(check_ports(loaded, env))
         report.checks.extend(check_hosts(loaded, env))
+        from stagecraft.config.loader import LoadedConfig
+        from stagecraft.doctor.mesh import check_mesh
+
+        assert isinstance(loaded, LoadedConfig)
+        report.checks.extend(check_mesh(loaded, env))
     return report

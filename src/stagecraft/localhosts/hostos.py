@@ -200,21 +200,29 @@ def used_ipv4_addresses() -> set[str]:
     return {line.split()[3].split("/")[0] for line in listing.splitlines() if "inet" in line}
 
 
+RULE_CHAINS = (("filter", "FORWARD"), ("nat", "POSTROUTING"))
+
+
 def forward_rules(comment: str) -> list[list[str]]:
-    """``iptables -S FORWARD`` rules carrying exactly ``comment``, as argv lists."""
-    listing = run(["iptables", "-w", "-S", "FORWARD"], check=False).stdout
+    """Rules of FORWARD (and nat POSTROUTING) carrying exactly ``comment``, as argv lists.
+
+    Each list starts with ``-t TABLE -A CHAIN``.
+    """
     rules: list[list[str]] = []
-    for line in listing.splitlines():
-        words = shlex.split(line)
-        if words[:1] == ["-A"] and _comment_of(words) == comment:
-            rules.append(words)
+    for table, chain in RULE_CHAINS:
+        listing = run(["iptables", "-w", "-t", table, "-S", chain], check=False).stdout
+        for line in listing.splitlines():
+            words = shlex.split(line)
+            if words[:1] == ["-A"] and _comment_of(words) == comment:
+                rules.append(["-t", table, *words])
     return rules
 
 
 def delete_forward_rules(comment: str) -> None:
-    """Delete every FORWARD rule carrying exactly ``comment``."""
+    """Delete every rule of :func:`forward_rules` carrying exactly ``comment``."""
     for words in forward_rules(comment):
-        run(["iptables", "-w", "-D", *words[1:]], check=False)
+        table, rule = words[:2], words[3:]
+        run(["iptables", "-w", *table, "-D", *rule], check=False)
 
 
 def _comment_of(words: list[str]) -> str | None:

@@ -9,6 +9,19 @@ that host's daemon only, and files written on one host are not on the others.
 Everything else of the filesystem is shared, and hosts cannot reach the
 internet (only each other and the bridge address). Needs root.
 
+*Bare* hosts (``bare=N``: the last N hosts) are servers as a cloud hands them
+out: their own root filesystem (``bare_rootfs``, a tarball of a Debian or
+Ubuntu system with openssh-server, made e.g. by debootstrap), sshd from that
+system, no Docker, and a route to the internet (masqueraded through this
+machine) so that apt can install packages. The root switch is a real
+``pivot_root`` in the host's mount namespace, so a dockerd installed there later
+runs containers as on a VM. ``docker_host`` points at the socket such a dockerd
+would create. Two concessions to this machine, written into the root
+filesystem before first boot and not part of what a bootstrap does: Docker's
+``cgroup-parent`` names the host (so teardown finds its containers), and
+``/etc/default/docker`` tolerates the init script failing to raise the open-files
+limit (containers here lack CAP_SYS_RESOURCE).
+
 Names: with prefix ``sc`` the bridge is ``scbr0``, hosts are ``h1``..``hN`` in
 namespaces ``sc-h1``..., veths ``sc-h1``..., FORWARD rules carry the comment
 ``stagecraft-sandbox:sc``, and runtime state lives in
@@ -88,6 +101,7 @@ PRIVATE_DIRS = (
 )
 STOCK_BASHRC = Path("/usr/share/base-files/dot.bashrc")
 _ALLOC_LOCK = threading.Lock()
+BARE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,7 @@ class SandboxHost:
     docker_host: str
     user: str = "root"
     port: int = 22
+    bare: bool = False
 
     def target(self) -> SSHTarget:
         """This host as an :class:`SSHTarget`."""
@@ -115,11 +130,19 @@ class Sandbox:
         workdir: Path,
         prefix: str = "sc",
         private_dirs: tuple[str, ...] = PRIVATE_DIRS,
+        bare: int = 0,
+        bare_rootfs: Path | None = None,
     ) -> None:
         if not PREFIX_RE.fullmatch(prefix):
             raise SandboxError(f"bad sandbox prefix {prefix!r}: use 1-6 of [a-z0-9]")
         if not 1 <= count <= 50:
             raise SandboxError(f"a sandbox has 1 to 50 hosts, not {count}")
+        if not 0 <= bare <= count or (bare and bare_rootfs is None):
+            raise SandboxError(
+                f"bare={bare}: at most {count} bare hosts, and they need bare_rootfs (a tarball)"
+            )
+        self.bare = bare
+        self.bare_rootfs = bare_rootfs
         self.count = count
         self.prefix = prefix
         self.workdir = workdir.resolve()
@@ -291,7 +314,16 @@ class Sandbox:
                 address=f"{self.subnet}.{i + 1}",
                 docker_host=f"unix://{self.state / f'h{i}' / 'docker.sock'}",
             )
-            for i in range(1, self.count + 1)
+            for i in range(1, self.count - self.bare + 1)
+        ]
+        self.hosts += [
+            SandboxHost(
+                name=f"h{i}",
+                address=f"{self.subnet}.{i + 1}",
+                docker_host=f"unix://{self._rootfs(f'h{i}') / 'run' / 'docker.sock'}",
+                bare=True,
+            )
+            for i in range(self.count - self.bare + 1, self.count + 1)
         ]
         if not self.identity.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.identity)])
@@ -338,6 +370,30 @@ class Sandbox:
                 "ACCEPT",
             ]
         )
+        if self.bare:
+            self._route_to_internet()
+
+    def _route_to_internet(self) -> None:
+        """Masquerade the bridge's traffic to the outside (bare hosts install packages)."""
+        comment = ["-m", "comment", "--comment", rule_comment(self.prefix)]
+        subnet = f"{self.subnet}.0/24"
+        rules = [
+            ["-t", "nat", "-I", "POSTROUTING", "-s", subnet, "!", "-o", self.bridge],
+            ["-I", "FORWARD", "-i", self.bridge, "!", "-o", self.bridge],
+            [
+                "-I",
+                "FORWARD",
+                "-o",
+                self.bridge,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+            ],
+        ]
+        targets = ["MASQUERADE", "ACCEPT", "ACCEPT"]
+        for rule, target in zip(rules, targets, strict=True):
+            run(["iptables", "-w", *rule, *comment, "-j", target])
 
     def _create_host(self, host: SandboxHost) -> None:
         ns = self._netns(host.name)
@@ -353,11 +409,85 @@ class Sandbox:
         run(["ip", "-n", ns, "link", "set", "eth0", "up"])
         run(["ip", "-n", ns, "link", "set", "lo", "up"])
         run(["ip", "-n", ns, "route", "add", "default", "via", self.bridge_address])
-        self._create_mount_namespace(host)
         key = hdir / "ssh_host_ed25519_key"
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)])
-        self._write_sshd_config(host)
+        if host.bare:
+            self._create_bare_root(host)
+        else:
+            self._create_mount_namespace(host)
+            self._write_sshd_config(host)
         self._start_daemons(host)
+
+    def _create_bare_root(self, host: SandboxHost) -> None:
+        """Unpack the bare host's system and make it the root of the host's mount namespace."""
+        assert self.bare_rootfs is not None
+        root = self._rootfs(host.name)
+        root.mkdir(parents=True)
+        run(["tar", "-C", str(root), "-xf", str(self.bare_rootfs)], timeout=300)
+        ssh = root / "etc" / "ssh"
+        for old in ssh.glob("ssh_host_*"):
+            old.unlink()
+        key = self._host_dir(host.name) / "ssh_host_ed25519_key"
+        shutil.copy2(key, ssh / key.name)
+        shutil.copy2(key.with_suffix(".pub"), ssh / f"{key.name}.pub")
+        (ssh / "sshd_config.d").mkdir(exist_ok=True)
+        (ssh / "sshd_config.d" / "sandbox.conf").write_text(
+            f"ListenAddress {host.address}\n"
+            f"HostKey /etc/ssh/{key.name}\n"
+            "PermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "MaxSessions 100\n"
+            "MaxStartups 100:30:200\n"
+        )
+        dot_ssh = root / "root" / ".ssh"
+        dot_ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (dot_ssh / "authorized_keys").write_text(self.identity.with_suffix(".pub").read_text())
+        (dot_ssh / "authorized_keys").chmod(0o600)
+        (root / "etc" / "hostname").write_text(host.name + "\n")
+        if Path("/etc/resolv.conf").exists():
+            (root / "etc" / "resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
+        docker_conf = root / "etc" / "docker"
+        docker_conf.mkdir(parents=True, exist_ok=True)
+        (docker_conf / "daemon.json").write_text(
+            f'{{"cgroup-parent": "/{self._netns(host.name)}"}}\n'
+        )
+        (root / "etc" / "default").mkdir(exist_ok=True)
+        (root / "etc" / "default" / "docker").write_text(
+            "# Sandbox: this machine lacks CAP_SYS_RESOURCE; the init script's `ulimit -n`\n"
+            "# above the hard limit would stop it (a VM has the capability).\n"
+            'ulimit() { command ulimit "$@" 2>/dev/null || true; }\n'
+        )
+        mnt = self.state / host.name / "mnt"
+        mnt.touch()
+        r = _q(root)
+        script = " && ".join(
+            [
+                f"mount --bind {r} {r}",
+                f"mount -t proc proc {r}/proc",
+                f"mount -t sysfs sysfs {r}/sys",
+                f"mount --rbind /sys/fs/cgroup {r}/sys/fs/cgroup",
+                f"mount --rbind /dev {r}/dev",
+                f"mkdir -p {r}/run/sshd {r}/.old",
+                f"cd {r}",
+                "pivot_root . .old",
+                "umount -l /.old",
+                "rmdir /.old",
+            ]
+        )
+        run(
+            [
+                "nsenter",
+                f"--net=/var/run/netns/{self._netns(host.name)}",
+                "unshare",
+                f"--mount={mnt}",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+            ]
+        )
 
     def _create_mount_namespace(self, host: SandboxHost) -> None:
         """A persistent private mount namespace with per-host copies of the private dirs."""
@@ -407,6 +537,9 @@ class Sandbox:
         )
 
     def _start_daemons(self, host: SandboxHost) -> None:
+        if host.bare:  # its own sshd; Docker is whatever its system has
+            self._daemons[host.name] = [self._start_sshd(host)]
+            return
         state = self.state / host.name
         # Stale after a kill; dockerd would wait for a (zombie) containerd it names.
         (state / "docker.pid").unlink(missing_ok=True)
@@ -433,6 +566,11 @@ class Sandbox:
         self._daemons[host.name] = [dockerd, self._start_sshd(host)]
 
     def _start_sshd(self, host: SandboxHost) -> process.Spawned:
+        if host.bare:
+            return process.spawn(
+                [*self._enter(host), "env", "-i", f"PATH={BARE_PATH}", SSHD, "-D", "-e"],
+                log_path=self._host_dir(host.name) / "sshd.log",
+            )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         config = self.state / host.name / "sshd_config"
         return process.spawn(
@@ -444,6 +582,14 @@ class Sandbox:
         """Wait for the host's daemon and sshd; then point /run/docker.sock at its daemon."""
         sock = Path(host.docker_host.removeprefix("unix://"))
         daemons = self._daemons.get(host.name, [])
+        if host.bare:
+            if not hostos.wait_until(lambda: hostos.ssh_banner_ready(host.address), timeout=30):
+                raise SandboxError(
+                    f"sshd of bare sandbox host {host.name} did not start: "
+                    f"{_tail(daemons[-1].output()) if daemons else ''}",
+                    hint=f"see {self._host_dir(host.name) / 'sshd.log'}",
+                )
+            return
         if not hostos.wait_until(lambda: hostos.docker_ping(sock), timeout=60):
             raise SandboxError(
                 f"dockerd of sandbox host {host.name} did not start: "
@@ -500,6 +646,9 @@ class Sandbox:
 
     def _host_dir(self, name: str) -> Path:
         return self.workdir / name
+
+    def _rootfs(self, name: str) -> Path:
+        return self._host_dir(name) / "rootfs"
 
     def _enter(self, host: SandboxHost, *, net: bool = True) -> list[str]:
         argv = ["nsenter", f"--mount={self.state / host.name / 'mnt'}"]

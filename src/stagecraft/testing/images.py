@@ -140,19 +140,37 @@ def debian_mirror(sources: Path = DEBIAN_SOURCES) -> str:
 
 def debian_rootfs_tarball() -> Path:
     """A cached ``debootstrap --variant=minbase bookworm`` rootfs tarball (built once)."""
-    tarball = cache_dir() / "debian-bookworm-minbase.tar"
-    with _file_lock(cache_dir() / "debian-rootfs.lock"):
+    return _debootstrap_tarball("bookworm", ())
+
+
+SERVER_PACKAGES = ("openssh-server", "iproute2", "ca-certificates", "sudo", "netcat-openbsd")
+
+
+def bare_server_rootfs(suite: str = "trixie") -> Path:
+    """A cached tarball of a bare Debian ``suite`` server: SSH, sudo, no Docker (built once).
+
+    What a cloud's Debian image has that matters to ``hosts bootstrap``: the root
+    filesystem of the sandbox's bare hosts (:class:`stagecraft.localhosts.sandbox.Sandbox`).
+    """
+    return _debootstrap_tarball(suite, SERVER_PACKAGES)
+
+
+def _debootstrap_tarball(suite: str, include: tuple[str, ...]) -> Path:
+    name = f"debian-{suite}-minbase" + ("-server" if include else "")
+    tarball = cache_dir() / f"{name}.tar"
+    with _file_lock(cache_dir() / f"{name}.lock"):
         if tarball.exists():
             return tarball
         if shutil.which("debootstrap") is None:
             raise PrerequisiteMissing(
-                "debootstrap is needed to build the Debian test image",
+                "debootstrap is needed to build the Debian test root filesystems",
                 hint="apt-get install debootstrap",
             )
         with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache_dir()) as tmp:
             rootfs = Path(tmp) / "rootfs"
+            extra = [f"--include={','.join(include)}"] if include else []
             run(
-                ["debootstrap", "--variant=minbase", "bookworm", str(rootfs), debian_mirror()],
+                ["debootstrap", "--variant=minbase", *extra, suite, str(rootfs), debian_mirror()],
                 timeout=900,
             )
             partial = tarball.with_suffix(".tar.partial")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -53,14 +53,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def start_sandbox(count: int, workdir: Path, base: str) -> Sandbox:
-    """Start a sandbox under the first free prefix ``base``, ``base1``, ... ``base9``."""
+def start_sandbox(count: int, workdir: Path, base: str, **options: Any) -> Sandbox:
+    """Start a sandbox under the first free prefix ``base``, ``base1``, ... ``base9``.
+
+    ``options`` go to :class:`~stagecraft.localhosts.sandbox.Sandbox` (``bare=1, bare_rootfs=...``).
+    """
     from stagecraft.localhosts.sandbox import Sandbox, SandboxBusyError, cleanup_leftovers
 
     for prefix in [base, *(f"{base}{n}" for n in range(1, 10))]:
         try:
             cleanup_leftovers(prefix)
-            return Sandbox(count, workdir=workdir / prefix, prefix=prefix).start()
+            return Sandbox(count, workdir=workdir / prefix, prefix=prefix, **options).start()
         except SandboxBusyError:
             continue
     raise SandboxBusyError(f"every sandbox prefix {base}..{base}9 is in use")

@@ -10,7 +10,10 @@ from stagecraft.errors import ExitCode
 MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red")}
 
 
-@click.command(help="Check docker, compose, ssh, caddy/mkcert, the config, providers and hosts.")
+@click.command(
+    help="Check docker, compose, ssh, caddy/mkcert, the config, providers, hosts and "
+    "(with a network provider) the mesh between them."
+)
 @global_options
 @pass_app
 def doctor(app: AppContext) -> None:

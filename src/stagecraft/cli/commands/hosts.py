@@ -15,7 +15,8 @@ def hosts() -> None:
 
 
 @hosts.command(
-    help="Check Docker, create state directories and start the edge proxy on every host."
+    help="Install Docker when missing, create state directories, start the edge proxy and join "
+    "the network provider's mesh on every host."
 )
 @global_options
 @pass_app
@@ -37,7 +38,9 @@ def bootstrap(app: AppContext) -> None:
                         "docker": o.value.docker_version if o.value else None,
                         "compose": o.value.compose_version if o.value else None,
                         "proxy_started": o.value.proxy_created if o.value else None,
+                        "changes": list(o.value.changes) if o.value else [],
                         "notes": list(o.value.notes) if o.value else [],
+                        "mesh": o.value.mesh.to_json() if o.value and o.value.mesh else None,
                         "error": getattr(o.error, "message", str(o.error)) if o.error else None,
                     }
                     for o in result.outcomes
@@ -48,8 +51,12 @@ def bootstrap(app: AppContext) -> None:
         for outcome in result.outcomes:
             ready = outcome.value
             if ready is not None:
+                for change in ready.changes:
+                    app.output.result(f"{outcome.name}: {change}")
                 proxy = "proxy started" if ready.proxy_created else "proxy already running"
                 app.output.result(f"{outcome.name}: ready (docker {ready.docker_version}, {proxy})")
+                if ready.mesh is not None:
+                    app.output.result(f"{outcome.name}: {ready.mesh.describe()}")
                 for note in ready.notes:
                     app.output.result(f"{outcome.name}: note: {note}")
     if app.json and not result.ok:

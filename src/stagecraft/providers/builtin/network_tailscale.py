@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -12,6 +14,8 @@ from stagecraft.providers.base import ProviderConfig
 from stagecraft.providers.builtin._dev import ENV_NAME
 from stagecraft.providers.network import (
     HostCommand,
+    MeshNode,
+    MeshStatus,
     NetworkProvider,
     Version,
     VersionCheck,
@@ -88,6 +92,14 @@ class TailscaleNetwork(NetworkProvider):
     makes the flags the complete desired settings, so running it again on a
     joined host converges instead of failing on a changed setting.
 
+    The rest is read from the client: ``tailscale status --json`` (the
+    ``ipnstate.Status`` document: ``BackendState``, ``Self``, ``Peer``) says
+    whether a host already runs as the wanted hostname with the wanted tags (then
+    bootstrap does not run ``up`` again, and a one-off key is not spent),
+    ``tailscale ip -4`` gives the host's mesh address, and ``tailscale ping -c 1
+    --timeout 5s <address>`` checks that a peer answers over the tailnet. Mesh
+    traffic arrives on the ``tailscale0`` interface.
+
     Example ``stagecraft.yml``::
 
         network:
@@ -116,6 +128,11 @@ class TailscaleNetwork(NetworkProvider):
     'shop-web-1.tail1234.ts.net'
     >>> ts.check_version("1.9.3\\n  tailscale commit: abc").ok
     False
+    >>> status = ts.parse_status('{"BackendState": "Running", "Self": {"HostName": "shop-web-1",'
+    ...     ' "TailscaleIPs": ["100.64.0.7", "fd7a:115c:a1e0::7"], "Online": true,'
+    ...     ' "Tags": ["tag:server"]}, "Peer": null}')
+    >>> status.self.ipv4, ts.joined_as(status, "web-1"), ts.joined_as(status, "web-2")
+    ('100.64.0.7', True, False)
     """
 
     id: ClassVar[str] = "tailscale"
@@ -174,10 +191,67 @@ class TailscaleNetwork(NetworkProvider):
             ) from None
         return VersionCheck(installed, self.minimum)
 
+    @property
+    def interface(self) -> str:
+        return "tailscale0"
+
+    def status_command(self) -> HostCommand:
+        return HostCommand(("tailscale", "status", "--json"))
+
+    def parse_status(self, output: str) -> MeshStatus:
+        try:
+            data = json.loads(output)
+        except ValueError:
+            first = output.strip().splitlines()[0][:80] if output.strip() else "(no output)"
+            raise ProviderError(
+                f"`tailscale status --json` printed no JSON: {first!r}",
+                hint="is tailscaled running on the host? (`systemctl start tailscaled`)",
+            ) from None
+        if not isinstance(data, dict) or "BackendState" not in data:
+            raise ProviderError("`tailscale status --json` printed no BackendState")
+        state = str(data["BackendState"])
+        raw_self = data.get("Self")
+        peers = data.get("Peer") or {}
+        return MeshStatus(
+            state=state,
+            running=state == "Running",
+            self=_node(raw_self) if isinstance(raw_self, Mapping) else None,
+            peers=tuple(
+                _node(peer) for _, peer in sorted(peers.items()) if isinstance(peer, Mapping)
+            ),
+        )
+
+    def joined_as(self, status: MeshStatus, host: str) -> bool:
+        if not super().joined_as(status, host) or status.self is None:
+            return False
+        return sorted(status.self.tags) == sorted(set(self.config.tags))
+
+    def address_command(self) -> HostCommand:
+        return HostCommand(("tailscale", "ip", "-4"))
+
+    def ping_command(self, address: str) -> HostCommand:
+        return HostCommand(("tailscale", "ping", "-c", "1", "--timeout", "5s", address))
+
+    def install_hint(self) -> str:
+        return (
+            "install Tailscale on the host (https://tailscale.com/download; Linux: "
+            "`curl -fsSL https://tailscale.com/install.sh | sh`), then start tailscaled"
+        )
+
     def upgrade_hint(self, check: VersionCheck) -> str:
-        """What to tell the user when ``check`` fails."""
         return (
             f"tailscale {format_version(check.installed)} is older than "
             f"{format_version(check.minimum)}: upgrade it (`tailscale update`) or lower "
             "network.providers.tailscale.min_version"
         )
+
+
+def _node(raw: Mapping[str, Any]) -> MeshNode:
+    """A ``PeerStatus`` of ``tailscale status --json`` (ipn/ipnstate) as a :class:`MeshNode`."""
+    return MeshNode(
+        name=str(raw.get("HostName") or ""),
+        addresses=tuple(str(a) for a in raw.get("TailscaleIPs") or ()),
+        online=bool(raw.get("Online")),
+        dns_name=str(raw.get("DNSName") or "").rstrip("."),
+        tags=tuple(str(t) for t in raw.get("Tags") or ()),
+    )
