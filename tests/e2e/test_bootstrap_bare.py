@@ -105,13 +105,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bare]:
         yield Bare(root, sandbox, sandbox.hosts[0], name, env, caddy)
     finally:
         sandbox.stop()
-        listed = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{name}/*"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if listed:
-            subprocess.run(["docker", "rmi", "-f", *listed], capture_output=True)
+        images.remove_local_images(f"{name}/*")
 
 
 def _reachable(address: str, port: int) -> bool:

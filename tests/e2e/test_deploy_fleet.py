@@ -151,13 +151,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         for ssh in hosts:
             ssh.close()
         sandbox.stop()
-        listed = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{name}/*"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if listed:
-            subprocess.run(["docker", "rmi", "-f", *listed], capture_output=True)
+        images.remove_local_images(f"{name}/*")
 
 
 def _web_reaches_db(host: SSHHost, name: str) -> bool:

@@ -143,13 +143,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         for ssh in hosts:
             ssh.close()
         sandbox.stop()
-        listed = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{name}/*"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if listed:
-            subprocess.run(["docker", "rmi", "-f", *listed], capture_output=True)
+        images.remove_local_images(f"{name}/*")
 
 
 def _containers(project: Project, host: SSHHost) -> list[str]:

@@ -73,17 +73,7 @@ def project(sandbox3: Sandbox, tmp_path: Path) -> Iterator[tuple[Path, str]]:
         if listed:
             sandbox3.docker("h1", "image", "rm", "-f", *listed, check=False)
         sandbox3.ssh_host("h1").run(["rm", "-rf", f"{STATE_ROOT}/apps/{name}"], check=False)
-        _remove_local_images(name)
-
-
-def _remove_local_images(name: str) -> None:
-    listed = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{name}/*"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    if listed:
-        subprocess.run(["docker", "rmi", "-f", *listed], capture_output=True)
+        images.remove_local_images(f"{name}/*")
 
 
 def test_staging_deploys_keep_productions_rollback_images(
@@ -113,7 +103,7 @@ def test_staging_deploys_keep_productions_rollback_images(
     # staging keeps v4 (retain 1) and pruned its own v3; v1 and v2 are production's
     assert tags() == ["v1", "v2", "v4"]
 
-    _remove_local_images(name)  # the rollback must come from what the host kept
+    images.remove_local_images(f"{name}/*")  # the rollback must come from what the host kept
     cli("rollback", "--env", "production")
     running = sandbox3.docker(
         "h1",

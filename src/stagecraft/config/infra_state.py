@@ -21,13 +21,12 @@ truth for releases; this file only says where they are.
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stagecraft.config.state_file import load_state
+from stagecraft.config.state_file import write_state as write_state_file
 from stagecraft.errors import StagecraftError
 
 INFRA_DIR = Path(".stagecraft") / "infra"
@@ -84,20 +83,10 @@ def known_hosts_path(root: Path, env: str) -> Path:
 def read_state(root: Path, env: str) -> InfraState | None:
     """The recorded state of ``env`` (None when there is no file)."""
     path = state_path(root, env)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise InfraStateError(f"cannot read {path}: {exc.strerror}") from None
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     fix = f"remove {path} and run `stagecraft infra up --env {env}` again"
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        raise InfraStateError(f"{path} is not valid YAML: {exc}", hint=fix) from None
+    data = load_state(path, InfraStateError, fix)
+    if data is None:
+        return None
     try:
         hosts = {
             str(name): HostRecord(
@@ -118,24 +107,12 @@ def read_state(root: Path, env: str) -> InfraState | None:
 
 def write_state(root: Path, state: InfraState) -> Path:
     """Write ``state`` atomically (a reader sees the old file or the new one); its path."""
-    from ruamel.yaml import YAML
-
     path = state_path(root, state.env)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = io.StringIO()
-    out.write(
+    header = (
         f"# Written by `stagecraft infra up --env {state.env}`; `infra down` removes it.\n"
         "# Addresses of the servers it created; stagecraft.yml's own `address:` wins.\n"
     )
-    yaml = YAML(typ="safe")
-    yaml.default_flow_style = False
-    yaml.dump(state.to_json(), out)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(out.getvalue())
-    os.chmod(temp, 0o644)  # no secret in it; meant to be committed
-    os.replace(temp, path)
-    return path
+    return write_state_file(path, header, state.to_json())
 
 
 def merge_into(data: dict[str, Any], root: Path) -> None:

@@ -24,13 +24,12 @@ Example::
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stagecraft.config.state_file import load_state
+from stagecraft.config.state_file import write_state as write_state_file
 from stagecraft.errors import StagecraftError
 
 NETWORK_DIR = Path(".stagecraft") / "network"
@@ -74,20 +73,10 @@ def network_state_path(root: Path, env: str) -> Path:
 def read_network_state(root: Path, env: str) -> NetworkState | None:
     """The recorded mesh of ``env`` (None when there is no file)."""
     path = network_state_path(root, env)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise NetworkStateError(f"cannot read {path}: {exc.strerror}") from None
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     fix = f"remove {path} and run `stagecraft hosts bootstrap --env {env}` again"
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        raise NetworkStateError(f"{path} is not valid YAML: {exc}", hint=fix) from None
+    data = load_state(path, NetworkStateError, fix)
+    if data is None:
+        return None
     try:
         hosts = {
             str(name): MeshRecord(str(raw["name"]), str(raw["address"]))
@@ -102,21 +91,9 @@ def read_network_state(root: Path, env: str) -> NetworkState | None:
 
 def write_network_state(root: Path, state: NetworkState) -> Path:
     """Write ``state`` atomically (a reader sees the old file or the new one); its path."""
-    from ruamel.yaml import YAML
-
     path = network_state_path(root, state.env)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = io.StringIO()
-    out.write(
+    header = (
         f"# Written by `stagecraft hosts bootstrap --env {state.env}`: each host's name and\n"
         "# address on the private mesh, used for cross-host wiring. No secret in it.\n"
     )
-    yaml = YAML(typ="safe")
-    yaml.default_flow_style = False
-    yaml.dump(state.to_json(), out)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(out.getvalue())
-    os.chmod(temp, 0o644)  # no secret in it; meant to be committed
-    os.replace(temp, path)
-    return path
+    return write_state_file(path, header, state.to_json())

@@ -251,6 +251,19 @@ def build_with_layer(base: str, tag: str, payload: bytes) -> str:
     return run(["docker", "image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip()
 
 
+def remove_local_images(reference: str) -> list[str]:
+    """Remove the local daemon's images matching ``reference`` (``<project>/*``); their names.
+
+    What an e2e test's deploys built locally, removed when it ends.
+    """
+    listed = _docker(
+        None, "images", "--format", "{{.Repository}}:{{.Tag}}", reference, check=False
+    ).stdout.split()
+    if listed:
+        _docker(None, "rmi", "-f", *listed, check=False)
+    return listed
+
+
 def copy_image(tag: str, from_host: str | None, to_host: str | None) -> None:
     """Copy ``tag`` from one daemon to another (``docker save | docker load``), if missing."""
     source_id = image_id(tag, from_host)
