@@ -221,13 +221,21 @@ class Sandbox:
         """Kill the host's sshd, dockerd and containers (a lost host); its data stays."""
         host = self.host(name)
         netns = Path("/var/run/netns") / self._netns(host.name)
+        # The connections go first, as when a machine vanishes: a command running over SSH must
+        # see its connection cut, not its dockerd gone a moment before its sshd. Until no sshd
+        # is left: a session forked while the listener was being killed is a new process.
+        for _ in range(5):
+            sshd = {
+                pid
+                for pid in hostos.pids_in_namespace("net", netns)
+                if hostos.exe_of(pid) == SSHD and not hostos.is_gone(pid)
+            }
+            if not sshd:
+                break
+            hostos.kill_all(sshd)
         pids = hostos.pids_in_namespace("net", netns)
         pids |= hostos.pids_in_cgroups(hostos.cgroup_dirs(re.escape(self._netns(host.name))))
-        # The connections go first, as when a machine vanishes: a command running over SSH must
-        # see its connection cut, not its dockerd gone a moment before its sshd.
-        sshd = {pid for pid in pids if hostos.exe_of(pid) == SSHD}
-        hostos.kill_all(sshd)
-        hostos.kill_all(pids - sshd)
+        hostos.kill_all(pids)
         for daemon in self._daemons.pop(name, []):
             daemon.stop(grace=0.5)
 

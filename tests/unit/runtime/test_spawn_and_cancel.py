@@ -37,7 +37,8 @@ def test_spawn_keeps_the_output_tail_and_stop_kills_the_whole_group(tmp_path: Pa
     pidfile = tmp_path / "child.pid"
     child = spawn(["sh", "-c", f"echo ready; echo oops >&2; sleep 60 & echo $! > {pidfile}; wait"])
     assert eventually(lambda: "ready\noops\n" in child.output())
-    assert eventually(pidfile.exists)
+    # `echo $! > file` creates the file before it writes the pid
+    assert eventually(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
     grandchild = int(pidfile.read_text())
     assert child.alive()
     assert child.wait(timeout=0.1) is None
