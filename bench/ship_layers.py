@@ -32,7 +32,11 @@ Prints the table, the medians, and the targets: a 1 MB redeploy sends at least
 deploy with nothing to send; a first deploy sends at most the gzip size of the
 image per host. Asserts nothing.
 
-    .venv/bin/python bench/ship_layers.py [--runs 3] [--counts 1,4]
+    .venv/bin/python bench/ship_layers.py [--runs 3] [--counts 1,4] [--no-registry]
+    BENCH_TRACE=1 .venv/bin/python bench/ship_layers.py ...   # each deploy's lines, timed
+
+Each deploy starts after ``sync`` on a quiet machine; the whole-image stream runs
+before the first deploy of each count, to hosts that hold nothing yet.
 
 About 4-8 minutes per run and count on 2 cores. Removes the sandbox and the
 images it built, also on Ctrl-C.
@@ -51,13 +55,15 @@ import sys
 import time
 from dataclasses import dataclass
 
-from _fleet import BenchError, CliRun, Environment, Fleet, run_bench
+from _fleet import BenchError, CliRun, Environment, Fleet, run_bench, settle
 
 from stagecraft.runtime.process import run
 from stagecraft.testing import images
 from stagecraft.testing.registry import local_registry
 
 BASE_TAG = "stagecraft-bench/ship-base:1"
+TRACE = os.environ.get("BENCH_TRACE") == "1"  # print each deploy's progress lines, timed
+MAX_BUSY = 0.3  # machine CPU busy fraction below which a deploy sample starts
 KINDS = ("first", "change 1 MB", "change 50 MB", "nothing to send")
 VERSIONS = {"first": ("v1", 1), "change 1 MB": ("v2", 1), "change 50 MB": ("v3", 50)}
 
@@ -139,11 +145,18 @@ def deploy_sample(
     """Deploy the version ``kind`` stands for; time and bytes per host."""
     version = VERSIONS[kind][0] if kind in VERSIONS else "v2"
     targets = fleet.sandbox.hosts[:hosts]
+    # Every deploy starts on a quiet machine: the writeback and daemons' clean-up of the
+    # previous step (200 MB per host) would otherwise land in this deploy, more with more hosts.
+    os.sync()
+    settle(MAX_BUSY)
     before = sum(fleet.sandbox.received_bytes(h.name) for h in targets)
     done = fleet.checked("deploy", "--env", env, "--version", version, "--json")
     wire = (sum(fleet.sandbox.received_bytes(h.name) for h in targets) - before) / hosts
     shipped = shipped_bytes(done) if mode == "ssh" else 0.0
     sample = Sample(hosts, index, kind, done.seconds, shipped, wire, mode)
+    if TRACE:
+        for line in done.lines:
+            print(f"    {line.at:6.2f} {line.text[:140]}")
     print(
         f"{hosts} host(s) run {index} {mode:8s}: {kind:16s} {sample.seconds:6.2f} s"
         f"  {sample.bytes_per_host / 1e6:8.2f} MB/host shipped"
@@ -168,10 +181,10 @@ def measure(fleet: Fleet, hosts: int, index: int, samples: list[Sample]) -> tupl
     fleet.configure([Environment(env, fleet.sandbox.hosts[:hosts])], health_timeout="60s")
     clear_hosts(fleet, hosts)
     fleet.bootstrap(env)
-    whole = (0.0, 0.0)
+    # Before the deploys, to hosts holding none of it: the whole image's cost as it was, and
+    # no 800 MB of loading (4 hosts) still being cleaned up during a measured deploy.
+    whole = whole_image(fleet, hosts, f"{fleet.project}/web:v2")
     for kind in KINDS:
-        if kind == "change 1 MB":
-            whole = whole_image(fleet, hosts, f"{fleet.project}/web:v2")
         samples.append(deploy_sample(fleet, env, hosts, index, kind, mode="ssh"))
     return whole
 
