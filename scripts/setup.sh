@@ -15,6 +15,7 @@ APT_PACKAGES=(
   iproute2 iptables wrk hyperfine mkcert psmisc procps curl ca-certificates
   postgresql postgresql-client docker-registry git util-linux
   zsh fish  # shell completion is tested in each shell (tests/e2e/test_completion.py)
+  chromium chromium-driver  # the dashboard's browser tests (tests/browser/)
 )
 
 install_apt() {

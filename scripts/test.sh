@@ -18,6 +18,8 @@ step "import-linter (layer contracts)"
 lint-imports
 step "pytest with coverage"
 rm -f .coverage .coverage.*
+# The browser tests' screenshots (tests/browser): kept as CI artifacts.
+export STAGECRAFT_ARTIFACTS="${STAGECRAFT_ARTIFACTS:-$ROOT/artifacts/screenshots}"
 export COVERAGE_FILE="$ROOT/.coverage"
 set +e
 pytest --cov --cov-report= -p no:cacheprovider "$@"

@@ -43,6 +43,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "config",
         "Validate, show or export the config schema.",
     ),
+    "dashboard": (
+        "stagecraft.cli.commands.dashboard",
+        "dashboard",
+        "Serve a local web page showing an environment at a glance.",
+    ),
     "deploy": ("stagecraft.cli.commands.deploy", "deploy", "Deploy a version with zero downtime."),
     "dev": ("stagecraft.cli.commands.dev", "dev", "Run infra, dev servers and the HTTPS proxy."),
     "exec": (

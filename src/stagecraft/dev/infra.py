@@ -203,11 +203,55 @@ class Infra:
         log.event(logger, logging.INFO, "removing infra containers and networks", phase="infra")
         run([*self.compose_argv(), "down", "--timeout", "10"], env=self.environ, timeout=180)
 
+    def states(self) -> dict[str, str]:
+        """Each infra service's container state and health (``running (healthy)``, ``exited``).
+
+        A service without a container is ``missing``; when Docker cannot be
+        asked, every service is ``unknown``.
+        """
+        argv = [*self.compose_argv(), "ps", "--all", "--format", "json", *self.plan.infra]
+        try:
+            result = run(argv, env=self.environ, timeout=30, check=False)
+        except (CommandTimeout, PrerequisiteMissing):
+            return {name: "unknown" for name in self.plan.infra}
+        if not result.ok:
+            return {name: "unknown" for name in self.plan.infra}
+        found = {name: "missing" for name in self.plan.infra}
+        for row in _json_rows(result.stdout):
+            service = str(row.get("Service", ""))
+            if service in found:
+                state = str(row.get("State", "unknown"))
+                health = str(row.get("Health", "") or "")
+                found[service] = f"{state} ({health})" if health else state
+        return found
+
     def running(self) -> list[str]:
         """The infra services with a running container."""
         argv = [*self.compose_argv(), "ps", "--status", "running", "--services"]
         result = run(argv, env=self.environ, timeout=30, check=False)
         return sorted(set(result.stdout.split()) & set(self.plan.infra))
+
+
+def _json_rows(text: str) -> list[dict[str, Any]]:
+    """``docker compose ps --format json``: one JSON array (older) or one object a line."""
+    import json
+
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError:
+        rows = []
+        for line in text.splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        return [r for r in rows if isinstance(r, dict)]
+    if isinstance(data, dict):
+        return [data]
+    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
 
 
 def _last_line(result: Completed) -> str:

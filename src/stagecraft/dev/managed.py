@@ -120,6 +120,7 @@ class ManagedProcess:
             LogMatcher(spec.readiness.log_pattern) if spec.readiness.log_pattern else None
         )
         self._env = {**os.environ, **spec.env}
+        self._restart_requested = False
 
     # -- reporting -----------------------------------------------------------------
 
@@ -128,6 +129,7 @@ class ManagedProcess:
         ready_after = None
         if run is not None and run.ready_at is not None:
             ready_after = run.ready_at - run.started
+        alive = run is not None and run.popen.returncode is None
         return ProcessStatus(
             name=self.spec.name,
             state=self.state,
@@ -136,6 +138,7 @@ class ManagedProcess:
             restarts=self.restarts,
             exit_code=self.exit_code,
             ready_after=ready_after,
+            uptime=time.monotonic() - run.started if alive and run is not None else None,
         )
 
     def last_lines(self, count: int = 20) -> tuple[str, ...]:
@@ -306,11 +309,19 @@ class ManagedProcess:
         spec = self.spec
         lines = self.last_lines()
         decision: RestartDecision | None = None
+        respawn = False
         with self.hub.lock:
             self.exit_code = code
-            if run.abandoned and not self.ever_ready:
+            if run.abandoned and not self.ever_ready and not self._restart_requested:
                 return  # reported as FAILED when its readiness timed out
-            if run.stop_requested:
+            if run.stop_requested and self._restart_requested and not self.hub.stopping.is_set():
+                self._restart_requested = False
+                respawn = True
+                self.restarts += 1
+                self.state = ProcessState.RESTARTING
+                kind = EventKind.RESTARTING
+                message = f"restarting on request ({describe_exit(code)})"
+            elif run.stop_requested:
                 self.state = ProcessState.STOPPED
                 kind, message = EventKind.STOPPED, f"stopped ({describe_exit(code)})"
             elif not self.ever_ready:
@@ -331,7 +342,9 @@ class ManagedProcess:
                 message = f"{run.abandoned or describe_exit(code)}; {decision.reason}"
         self._event(kind, message, pid=run.popen.pid, exit_code=code, last_lines=lines)
         self.hub.notify()
-        if decision is not None and decision.restart:
+        if respawn:
+            self._respawn(self.restarts)
+        elif decision is not None and decision.restart:
             self._restart(decision)
 
     def _decide(self, run: Run, code: int) -> RestartDecision:
@@ -364,8 +377,39 @@ class ManagedProcess:
                 self.state = ProcessState.STOPPED
             self.hub.notify()
             return
+        self._respawn(decision.attempt)
+
+    def request_restart(self) -> Run | None:
+        """Restart on request (the dashboard's button): the run to end, or None if none runs.
+
+        The caller ends the returned run (:meth:`terminate`); its monitor then
+        starts the process again. With no live run (it crashed, exited or
+        failed), the process is started again at once.
+        """
+        with self.hub.lock:
+            if self.hub.stopping.is_set():
+                raise DevProcessError(self.spec.name, "cannot restart: the session is stopping")
+            run = self.run
+            if self.state in (ProcessState.RESTARTING, ProcessState.STOPPING):
+                return None  # already on its way
+            live = run is not None and run.popen.returncode is None and not run.stop_requested
+            if live and run is not None:
+                self._restart_requested = True
+                run.stop_requested = True
+                self.state = ProcessState.RESTARTING
+                return run
+            if self.monitor is not None and self.monitor.is_alive():
+                return None  # its exit is still being handled
+            self.restarts += 1
+            self.state = ProcessState.RESTARTING
+            attempt = self.restarts
+        self._event(EventKind.RESTARTING, "restarting on request", attempt=attempt)
+        self._respawn(attempt)
+        return None
+
+    def _respawn(self, attempt: int) -> None:
         try:
-            self._spawn(attempt=decision.attempt)
+            self._spawn(attempt=attempt)
         except DevProcessError as exc:
             with self.hub.lock:
                 self.state = ProcessState.FAILED

@@ -136,6 +136,8 @@ class ProcessStatus:
     restarts: int
     exit_code: int | None
     ready_after: float | None
+    uptime: float | None = None
+    """Seconds since the current run started (None: not running)."""
 
 
 class DevProcessError(StagecraftError):

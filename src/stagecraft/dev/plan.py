@@ -37,6 +37,8 @@ STATE_DIR = Path(".stagecraft") / "dev"
 """Generated files of a session, relative to the project root."""
 LOOPBACK = "127.0.0.1"
 POSTGRES_PORT = 5432
+DASHBOARD_ROUTE = "stagecraft"
+"""The dev dashboard's host name under the dev domain: ``https://stagecraft.<domain>``."""
 
 
 class DevError(StagecraftError):
@@ -58,6 +60,10 @@ class DevOptions:
     infra_timeout: float = 120.0
     hosts_path: Path | None = None
     """The hosts file to manage (default /etc/hosts)."""
+    dashboard: bool = False
+    """Serve the dev dashboard at ``https://stagecraft.<domain>`` through the proxy."""
+    dashboard_port: int | None = None
+    """Where the dashboard listens on 127.0.0.1 (None: a free port, picked by the session)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,13 @@ class DevPlan:
     manage_hosts_file: bool
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """What every dev server gets on top of its environment (``DATABASE_URL``...)."""
+    dashboard: ProxyRoute | None = None
+    """The dev dashboard's route (kind ``dashboard``), when it is served."""
+
+    @property
+    def proxy_routes(self) -> tuple[ProxyRoute, ...]:
+        """What the proxy serves: the project's routes and the dashboard's."""
+        return (*self.routes, self.dashboard) if self.dashboard is not None else self.routes
 
     @property
     def state_dir(self) -> Path:
@@ -147,7 +160,7 @@ class DevPlan:
 
     @property
     def hostnames(self) -> tuple[str, ...]:
-        return tuple(sorted(route.hostname for route in self.routes))
+        return tuple(sorted(route.hostname for route in self.proxy_routes))
 
     def urls(self) -> dict[str, str]:
         """Route name -> its public URL."""
@@ -212,6 +225,12 @@ class DevPlan:
                 "entries": list(self.hosts_entries),
             },
             "on_stop": "down" if self.options.down else "stop",
+            "dashboard": None
+            if self.dashboard is None
+            else {
+                "url": self.dashboard.url,
+                "upstream": f"{LOOPBACK}:{self.dashboard.port}" if self.dashboard.port else None,
+            },
         }
 
 
@@ -293,7 +312,10 @@ def build_plan(
                 port=port,
             )
         )
+    dashboard = _dashboard_route(loaded, opts, domain, https, dev_routes)
     hostnames = [route.hostname for route in routes]
+    if dashboard is not None:
+        hostnames.append(dashboard.hostname)
     return DevPlan(
         project=cfg.project.name,
         root=loaded.root,
@@ -311,6 +333,29 @@ def build_plan(
         hosts_entries=tuple(hosts_entries_needed(hostnames)),
         manage_hosts_file=cfg.dev.hosts_file,
         env=env,
+        dashboard=dashboard,
+    )
+
+
+def _dashboard_route(
+    loaded: LoadedConfig, opts: DevOptions, domain: str, https: bool, dev_routes: Mapping[str, Any]
+) -> ProxyRoute | None:
+    if not opts.dashboard:
+        return None
+    if DASHBOARD_ROUTE in dev_routes:
+        raise DevError(
+            f"proxy: route {DASHBOARD_ROUTE} is taken by the dev dashboard",
+            hint=f"rename dev.routes.{DASHBOARD_ROUTE} in {loaded.path}, or pass --no-dashboard",
+        )
+    hostname = f"{DASHBOARD_ROUTE}.{domain}"
+    return ProxyRoute(
+        name=DASHBOARD_ROUTE,
+        hostname=hostname,
+        url=public_url(hostname, https, opts.https_port, opts.http_port),
+        kind="dashboard",
+        service=None,
+        target=None,
+        port=opts.dashboard_port,
     )
 
 

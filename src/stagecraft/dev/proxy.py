@@ -143,7 +143,7 @@ class DevProxy:
         """The config for ``routes`` (default: the plan's)."""
         opts = self.plan.options
         return render_dev_config(
-            self.plan.routes if routes is None else routes,
+            self.plan.proxy_routes if routes is None else routes,
             https=self.plan.https,
             https_port=opts.https_port,
             http_port=opts.http_port,

@@ -42,13 +42,13 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from stagecraft import log
 from stagecraft.dev.infra import Infra
 from stagecraft.dev.logprefix import OutputSink
-from stagecraft.dev.model import EventSink, ProcessSpec, ProcessStatus
+from stagecraft.dev.model import DevProcessError, EventSink, ProcessSpec, ProcessStatus
 from stagecraft.dev.plan import DevOptions, DevPlan, Resolved, build_plan, database_env
 from stagecraft.dev.proxy import DevProxy, free_port
 
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from stagecraft.dev.ca import CA
     from stagecraft.dev.certs import LeafCert
     from stagecraft.dev.supervisor import Supervisor
+    from stagecraft.providers.migration import MigrationReport
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class DevSummary:
         return {
             "ready_after": round(self.ready_after, 3),
             "urls": self.plan.urls(),
+            "dashboard": self.plan.dashboard.url if self.plan.dashboard is not None else None,
             "processes": [
                 {"name": p.name, "state": str(p.state), "pid": p.pid, "port": p.port}
                 for p in self.processes
@@ -119,6 +121,8 @@ class DevSession:
     ) -> None:
         self.loaded = loaded
         self.options = options or DevOptions()
+        if self.options.dashboard and self.options.dashboard_port is None:
+            self.options = replace(self.options, dashboard_port=free_port())
         self.on_output = on_output
         self.on_event = on_event
         self.environ = dict(os.environ if environ is None else environ)
@@ -131,6 +135,8 @@ class DevSession:
         self._forced = threading.Event()
         self._stopped = False
         self._lock = threading.Lock()
+        self._migrate_lock = threading.Lock()
+        self._resolved: Resolved | None = None
 
     # -- start -----------------------------------------------------------------------
 
@@ -144,7 +150,7 @@ class DevSession:
             raise
 
     def _start(self, started: float) -> DevSummary:
-        proxy_needed = bool(self.plan.routes)
+        proxy_needed = bool(self.plan.proxy_routes)
         self._preflight(proxy_needed)
         ca, leaf = self._certificates()
         ca_cert = ca.cert_path if ca is not None else None
@@ -156,6 +162,7 @@ class DevSession:
         if ca_cert is not None:
             core_env.setdefault("NODE_EXTRA_CA_CERTS", str(ca_cert))
         resolved = Resolved(addresses=addresses, env=core_env)
+        self._resolved = resolved
         migrations = self._migrate(resolved) if self.options.migrate else []
         self.plan = build_plan(self.loaded, self.options, resolved, ca_cert=ca_cert)
         hosts_note = self._hosts_file()
@@ -256,6 +263,65 @@ class DevSession:
     def status(self) -> list[ProcessStatus]:
         """The supervised processes now (empty before they start)."""
         return self._supervisor.status() if self._supervisor is not None else []
+
+    @property
+    def dashboard_port(self) -> int | None:
+        """Where the dev dashboard should listen on 127.0.0.1 (None: it is off)."""
+        return self.options.dashboard_port if self.options.dashboard else None
+
+    def last_lines(self, name: str, count: int = 20) -> tuple[str, ...]:
+        """The last output lines of supervised process ``name`` (empty before it starts)."""
+        supervisor = self._supervisor
+        return supervisor.last_lines(name, count) if supervisor is not None else ()
+
+    def restart(self, name: str, *, wait: bool = True) -> None:
+        """Stop dev server ``name`` and start it again (DevProcessError: unknown, or not now).
+
+        ``wait=False`` returns as soon as it is ``restarting`` (see :meth:`Supervisor.restart`).
+        """
+        supervisor = self._supervisor
+        names = {p.name for p in self.plan.processes}
+        if name not in names:
+            known = ", ".join(sorted(names)) or "none"
+            raise DevProcessError(name, "is not a dev server", hint=f"dev servers: {known}")
+        if supervisor is None or self._stop_requested.is_set():
+            raise DevProcessError(name, "cannot restart now: the session is not running")
+        supervisor.restart(name, wait=wait)
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations again (one run at a time); ``database: name`` of each."""
+        resolved = self._resolved
+        if resolved is None:
+            raise DevProcessError("migrate", "cannot migrate yet: the infra is not up")
+        with self._migrate_lock:
+            return self._migrate(resolved)
+
+    def migration_reports(self) -> list[MigrationReport]:
+        """Applied and pending migrations of every dev database (empty before the infra is up)."""
+        resolved = self._resolved
+        if resolved is None or not self.plan.databases:
+            return []
+        from stagecraft.migrate.runner import engine_for, open_target, setups
+
+        environ = {**self.environ, **resolved.env}
+        reports = []
+        for setup in setups(self.loaded):
+            with open_target(self.loaded, setup, environ=environ) as target:
+                reports.append(engine_for(setup).report(target))
+        return reports
+
+    def infra_addresses(self) -> dict[str, tuple[str, ...]]:
+        """Infra service -> its host addresses (empty before the infra is up)."""
+        resolved = self._resolved
+        if resolved is None:
+            return {}
+        return _infra_addresses(self.plan, resolved.addresses)
+
+    def infra_states(self) -> dict[str, str]:
+        """Each infra service's container state (``running``, ``exited``... or ``missing``)."""
+        if not self.infra.started:
+            return {name: "pending" for name in self.plan.infra}
+        return self.infra.states()
 
     def request_stop(self) -> None:
         """Make :meth:`wait` return (safe from a signal handler or another thread)."""

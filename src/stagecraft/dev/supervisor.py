@@ -165,6 +165,29 @@ class Supervisor:
         with self._hub.lock:
             return [proc.status() for proc in self._procs]
 
+    def restart(self, name: str, *, wait: bool = True) -> None:
+        """Stop process ``name`` (its whole tree) and start it again.
+
+        Raises KeyError for an unknown name and :class:`DevProcessError` while
+        the supervisor is stopping. The process counts one more restart and
+        goes through ``restarting``, ``starting`` and ``ready`` again. With
+        ``wait``, returns once the old tree is gone (the new one is starting);
+        without, as soon as the process is ``restarting`` (a thread stops it).
+        """
+        proc = self._proc(name)
+        run = proc.request_restart()
+        if run is None:
+            return
+        if wait:
+            proc.terminate(run, proc.spec.stop_timeout)
+            return
+        threading.Thread(
+            target=proc.terminate,
+            args=(run, proc.spec.stop_timeout),
+            name=f"dev-{name}-restart",
+            daemon=True,
+        ).start()
+
     def last_lines(self, name: str, count: int = 20) -> tuple[str, ...]:
         """The last ``count`` output lines of process ``name``."""
         return self._proc(name).last_lines(count)

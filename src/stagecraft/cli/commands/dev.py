@@ -15,8 +15,10 @@ from stagecraft.cli.context import AppContext, global_options, pass_app
 from stagecraft.cli.groups import Group
 
 if TYPE_CHECKING:
-    from stagecraft.dev.logprefix import LinePrefixer
-    from stagecraft.dev.model import ProcessEvent
+    from stagecraft.dashboard.devboard import DevBoard
+    from stagecraft.dashboard.serve import Server
+    from stagecraft.dev.logprefix import LinePrefixer, OutputSink
+    from stagecraft.dev.model import EventSink, ProcessEvent
     from stagecraft.dev.plan import DevOptions, DevPlan
     from stagecraft.dev.session import DevSession, DevSummary, StopReport
 
@@ -29,6 +31,10 @@ process is merged with `name |` prefixes. Ctrl-C stops everything (twice: kill a
 
 Ports 443/80 need root; otherwise pass e.g. --https-port 8443 --http-port 8080 and use
 https://app.<domain>:8443.
+
+The dev dashboard (https://stagecraft.<domain>, through the same proxy) shows every
+process and infra service live, the migrations and the logs, with a restart button
+per dev server; --no-dashboard turns it off.
 """
 
 HOSTS_FILE_ENV = "STAGECRAFT_HOSTS_FILE"
@@ -51,6 +57,11 @@ HOSTS_FILE_ENV = "STAGECRAFT_HOSTS_FILE"
     "--admin-port", type=int, default=None, help="Proxy admin API port on 127.0.0.1 [free port]."
 )
 @click.option(
+    "--no-dashboard",
+    is_flag=True,
+    help="Do not serve the dev dashboard at https://stagecraft.<domain>.",
+)
+@click.option(
     "--timeout",
     "ready_timeout",
     type=float,
@@ -68,6 +79,7 @@ def dev(  # noqa: PLR0917 (click passes every option)
     https_port: int,
     http_port: int,
     admin_port: int | None,
+    no_dashboard: bool,
     ready_timeout: float | None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
@@ -83,6 +95,7 @@ def dev(  # noqa: PLR0917 (click passes every option)
         admin_port=admin_port,
         ready_timeout=ready_timeout,
         hosts_path=Path(hosts) if hosts else None,
+        dashboard=not no_dashboard,
     )
     check_ports(options)
     loaded = app.load_config()
@@ -177,12 +190,20 @@ def _run(app: AppContext, loaded: Any, options: DevOptions) -> None:
 
     color = wants_color(sys.stderr, no_color=app.no_color)
     prefixer = LinePrefixer(["proxy", "backend", "frontend"], color=color)
-    session = DevSession(
-        loaded,
-        options,
-        on_output=stream_sink(sys.stderr, prefixer),
-        on_event=lambda event: _show_event(event, prefixer),
-    )
+    on_output: OutputSink = stream_sink(sys.stderr, prefixer)
+
+    def on_event(event: ProcessEvent) -> None:
+        _show_event(event, prefixer)
+
+    board = None
+    if options.dashboard:
+        from stagecraft.dashboard.devboard import DevBoard
+
+        board = DevBoard()
+        on_output = board.tee(on_output)
+    events: EventSink = board.tee_event(on_event) if board is not None else on_event
+    session = DevSession(loaded, options, on_output=on_output, on_event=events)
+    server = _serve_dashboard(board, session) if board is not None else None
     signals = _Signals(session)
     signals.install()
     try:
@@ -204,7 +225,28 @@ def _run(app: AppContext, loaded: Any, options: DevOptions) -> None:
     finally:
         signals.phase = "stopping"
         session.stop()
+        if board is not None:
+            board.closed.set()
+        if server is not None:
+            server.stop()
         signals.restore()
+
+
+def _serve_dashboard(board: DevBoard, session: DevSession) -> Server | None:
+    """Serve the dev dashboard on its loopback port (the proxy routes its URL to it)."""
+    from stagecraft.dashboard.app import dev_app
+    from stagecraft.dashboard.security import Guard
+    from stagecraft.dashboard.serve import Server, bind_loopback
+
+    route = session.plan.dashboard
+    port = session.dashboard_port
+    if route is None or port is None:
+        return None
+    board.attach(session)
+    sock = bind_loopback(port)
+    server = Server(dev_app(board, Guard.for_public_url(route.url, port)), sock)
+    server.start()
+    return server
 
 
 def _show_event(event: ProcessEvent, prefixer: LinePrefixer) -> None:
@@ -253,6 +295,8 @@ def _show_summary(app: AppContext, summary: DevSummary) -> None:
         lines.append(f"  dev CA: {summary.ca_cert} (trust it with `stagecraft dev trust`)")
     if summary.hosts_file:
         lines.append(f"  hosts file: {summary.hosts_file}")
+    if plan.dashboard is not None:
+        lines.append(f"  dashboard: {plan.dashboard.url}")
     lines += ["", "Press Ctrl-C to stop (twice to force)."]
     for line in lines:
         _say(app, line)
