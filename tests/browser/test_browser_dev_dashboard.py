@@ -184,8 +184,9 @@ def test_the_restart_button_gives_the_api_a_new_pid(
 
     wait_for(restarted, 30, "the backend to be ready with a new pid", poll=0.05)
     states = page.execute_script("return window.backendStates")
-    assert "restarting" in states and states[-1] == "ready", states
-    assert states.index("restarting") < len(states) - 1  # restarting, then ready
+    # restarting (or, on a loaded machine, already starting again), then ready
+    assert states[-1] == "ready", states
+    assert {"restarting", "starting"} & set(states[:-1]), states
     assert "restarting on request" in log_text(page)
     status, _, _ = https(dev.project, "api.quickstart.localhost", "/healthz")
     assert status == 200
