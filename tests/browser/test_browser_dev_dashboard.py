@@ -94,13 +94,17 @@ def page(dev: Session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
 
 
 def rows(driver: Any) -> dict[str, dict[str, str]]:
-    """name -> state and pid, as the services table shows them now."""
-    found = {}
-    for row in driver.find_elements("css selector", "#service-table tbody tr[data-name]"):
-        found[row.get_attribute("data-name")] = {
-            "state": row.get_attribute("data-state"),
-            "pid": row.get_attribute("data-pid"),
-        }
+    """name -> state and pid, as the services table shows them now.
+
+    Read in one script: the table is replaced as states change, so elements found
+    one call earlier may be gone (stale) by the next.
+    """
+    found: dict[str, dict[str, str]] = driver.execute_script(
+        "const found = {};"
+        "for (const row of document.querySelectorAll('#service-table tbody tr[data-name]'))"
+        "  found[row.dataset.name] = {state: row.dataset.state, pid: row.dataset.pid};"
+        "return found;"
+    )
     return found
 
 
@@ -153,6 +157,13 @@ def test_an_api_log_line_shows_within_two_seconds(page: Any) -> None:
     assert f"{path} failed" in log_text(page)
     page.find_element("id", "log-search").clear()  # the next tests see every line again
     Select(page.find_element("id", "log-service")).select_by_value("")
+    # the level filter: the API's failure is an error; Vite's "ready in" line is not
+    everything = log_text(page)
+    Select(page.find_element("id", "log-level")).select_by_value("error")
+    errors = log_text(page)
+    Select(page.find_element("id", "log-level")).select_by_value("info")
+    assert f"{path} failed" in errors
+    assert "ready in" in everything and "ready in" not in errors
 
 
 def test_the_restart_button_gives_the_api_a_new_pid(
@@ -201,13 +212,17 @@ def test_a_crashing_dev_server_shows_crashed_with_its_last_lines(
         conn.request("GET", "/__crash")
         conn.getresponse()
     conn.close()
-    crash = wait_for(
+    wait_for(
         lambda: page.find_element("css selector", 'tr.crash[data-crashed="backend"]'),
         10,
         "the crash panel",
     )
-    assert rows(page)["backend"]["state"] == "crashed"
-    text = crash.text
+    assert wait_for(lambda: rows(page)["backend"]["state"] == "crashed", 10, "the crashed state")
+    text = wait_for(
+        lambda: page.find_element("css selector", 'tr.crash[data-crashed="backend"]').text,
+        10,
+        "the crash panel's text",
+    )
     assert CRASH_MARKER in text and "Error: simulated fatal error" in text
     assert "exited with code 3" in text
     screenshot(page, "dev-dashboard-crashed")

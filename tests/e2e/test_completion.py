@@ -102,7 +102,7 @@ def values(shell: str, result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 CASES = [
-    ("stagecraft ", ["build", "ci", "completion", "config", "deploy"]),
+    ("stagecraft ", ["build", "ci", "completion", "config", "dashboard", "deploy"]),
     ("stagecraft con", ["config"]),
     ("stagecraft config v", ["validate"]),
     ("stagecraft --env ", ["staging", "production"]),

@@ -27,6 +27,30 @@ _ATTRIBUTES = {1: "ansi-bold", 2: "ansi-dim", 3: "ansi-italic", 4: "ansi-underli
 _ATTRIBUTE_OFF = {22: ("ansi-bold", "ansi-dim"), 23: ("ansi-italic",), 24: ("ansi-underline",)}
 
 
+_ERROR = re.compile(
+    r"\b(?:error|err|fatal|panic|critical|exception|traceback|failed|crashed)\b"
+    r"|level\W{0,3}(?:error|fatal|crit)",
+    re.IGNORECASE,
+)
+_WARNING = re.compile(r"\b(?:warn|warning|deprecated)\b|level\W{0,3}warn", re.IGNORECASE)
+
+
+def level(text: str) -> str:
+    """The severity a log line reads as: ``error``, ``warning`` or ``info`` (the level filter).
+
+    Words and ``level=``/``"level":`` fields, since dev servers print no common format.
+
+    >>> level("Error: listen EADDRINUSE"), level('{"level":"warn","msg":"slow"}'), level("GET /")
+    ('error', 'warning', 'info')
+    """
+    plain = strip(text)
+    if _ERROR.search(plain):
+        return "error"
+    if _WARNING.search(plain):
+        return "warning"
+    return "info"
+
+
 def strip(text: str) -> str:
     """``text`` without any escape sequence or control character (what search matches)."""
     return _CONTROL.sub("", _ESCAPES.sub("", text))

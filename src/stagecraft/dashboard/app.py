@@ -33,7 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from stagecraft.dashboard.ansi import to_html
+from stagecraft.dashboard.ansi import level, to_html
 from stagecraft.dashboard.security import CSRF_HEADER, TOKEN_COOKIE, Guard, GuardMiddleware
 from stagecraft.errors import StagecraftError
 
@@ -132,7 +132,7 @@ def env_app(board: EnvBoard, guard: Guard) -> GuardMiddleware:
         loop = asyncio.get_running_loop()
 
         def sink(label: str, stream: str, text: str) -> None:
-            item = {"source": label, "stream": stream, "html": to_html(text)}
+            item = {"source": label, "stream": stream, "html": to_html(text), "level": level(text)}
             loop.call_soon_threadsafe(_offer, queue, item)
 
         try:

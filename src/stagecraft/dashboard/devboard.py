@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stagecraft.dashboard.ansi import strip, to_html
+from stagecraft.dashboard.ansi import level, strip, to_html
 from stagecraft.errors import StagecraftError, UsageError
 from stagecraft.redact import Redactor, is_dsn, redact
 
@@ -57,6 +57,7 @@ class LogEntry:
             "stream": self.stream,
             "text": strip(self.text),
             "html": to_html(self.text),
+            "level": level(self.text),
             "at": self.at,
         }
 

@@ -35,3 +35,15 @@ def test_other_sequences_and_control_characters_are_dropped() -> None:
     assert strip("\x1b[32m  ➜  Local:\x1b[0m http://localhost:5173/") == (
         "  ➜  Local: http://localhost:5173/"
     )
+
+
+def test_a_line_reads_as_error_warning_or_info_for_the_level_filter() -> None:
+    from stagecraft.dashboard.ansi import level
+
+    assert level("\x1b[31mError\x1b[0m: listen EADDRINUSE :::4000") == "error"
+    assert level("Traceback (most recent call last):") == "error"
+    assert level('{"level":"error","msg":"db down"}') == "error"
+    assert level("level=warn msg=slow query") == "warning"
+    assert level("(node:12) DeprecationWarning: Buffer() is deprecated") == "warning"
+    assert level("GET /healthz 200 in 3ms") == "info"
+    assert level("terrors of the deep") == "info"  # a word, not a substring

@@ -1,4 +1,4 @@
-// Stagecraft dashboards: the log view (server-sent events, service filter, text search),
+// Stagecraft dashboards: the log view (server-sent events, service and level filters, search),
 // the rollback confirmation dialog, and refreshes after actions. No inline script: the
 // Content-Security-Policy allows scripts from /static only.
 (function () {
@@ -7,10 +7,13 @@
 
   function $(id) { return document.getElementById(id); }
 
-  function lineElement(source, stream, html, text) {
+  var RANK = { info: 0, warning: 1, error: 2 };
+
+  function lineElement(source, stream, html, text, level) {
     var line = document.createElement("span");
-    line.className = "line " + stream;
+    line.className = "line " + stream + " level-" + (level || "info");
     line.dataset.source = source;
+    line.dataset.level = level || "info";
     line.dataset.text = (source + " " + text).toLowerCase();
     var src = document.createElement("span");
     src.className = "src";
@@ -27,23 +30,27 @@
     this.view = $("log-view");
     this.service = $("log-service");
     this.search = $("log-search");
+    this.level = $("log-level");
     var self = this;
     if (this.search) this.search.addEventListener("input", function () { self.filterAll(); });
+    if (this.level) this.level.addEventListener("change", function () { self.filterAll(); });
   }
   LogView.prototype.visible = function (line) {
     var wanted = this.service ? this.service.value : "";
     var query = this.search ? this.search.value.trim().toLowerCase() : "";
     var source = line.dataset.source || "";
     if (wanted && this.filtersSource && source !== wanted) return false;
+    var least = this.level ? RANK[this.level.value] || 0 : 0;
+    if ((RANK[line.dataset.level] || 0) < least) return false;
     return !query || line.dataset.text.indexOf(query) !== -1;
   };
   LogView.prototype.filterAll = function () {
     var lines = this.view.children;
     for (var i = 0; i < lines.length; i++) lines[i].hidden = !this.visible(lines[i]);
   };
-  LogView.prototype.add = function (source, stream, html, text) {
+  LogView.prototype.add = function (source, stream, html, text, level) {
     var atBottom = this.view.scrollTop + this.view.clientHeight >= this.view.scrollHeight - 20;
-    var line = lineElement(source, stream, html, text);
+    var line = lineElement(source, stream, html, text, level);
     line.hidden = !this.visible(line);
     this.view.appendChild(line);
     while (this.view.children.length > MAX_LINES) this.view.removeChild(this.view.firstChild);
@@ -68,7 +75,7 @@
     source.addEventListener("error", function () { status.textContent = "reconnecting…"; });
     source.addEventListener("log", function (e) {
       var entry = JSON.parse(e.data);
-      logs.add(entry.name, entry.stream, entry.html, entry.text);
+      logs.add(entry.name, entry.stream, entry.html, entry.text, entry.level);
     });
     source.addEventListener("state", function () {
       if (window.htmx) window.htmx.trigger("#services", "refresh");
@@ -97,7 +104,7 @@
       follow.disabled = true; stop.disabled = false;
       stream.addEventListener("log", function (ev) {
         var item = JSON.parse(ev.data);
-        logs.add(item.source, item.stream, item.html, textOf(item.html));
+        logs.add(item.source, item.stream, item.html, textOf(item.html), item.level);
       });
     });
     stop.addEventListener("click", close);
