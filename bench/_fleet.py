@@ -212,8 +212,17 @@ def run_bench(body: Callable[[], None]) -> int:
 class Fleet:
     """A sandbox of ``hosts`` hosts and a bench project on it; see the module docstring."""
 
-    def __init__(self, hosts: int, base: str) -> None:
+    def __init__(
+        self,
+        hosts: int,
+        base: str,
+        *,
+        compose: str = COMPOSE,
+        services: Sequence[str] = ("web", "worker"),
+        drain: str = "2s",
+    ) -> None:
         self.count, self.base = hosts, base
+        self.compose, self.services, self.drain = compose, tuple(services), drain
         self.project = f"{base}{uuid.uuid4().hex[:8]}"
         self._tmp = tempfile.TemporaryDirectory(prefix=f"stagecraft-bench-{base}-")
         self.workdir = Path(self._tmp.name)
@@ -263,9 +272,9 @@ class Fleet:
         for host in self.sandbox.hosts:
             images.copy_image(self.caddy, None, host.docker_host)
         self.root.mkdir(parents=True)
-        for service in ("web", "worker"):
+        for service in self.services:
             shutil.copytree(EXAMPLE / service, self.root / service)
-        (self.root / "docker-compose.yml").write_text(COMPOSE)
+        (self.root / "docker-compose.yml").write_text(self.compose)
         self.env = {
             **os.environ,
             "BUSYBOX_IMAGE": busybox,
@@ -303,7 +312,7 @@ class Fleet:
                 f"      {h.name}: {{address: {h.address}, roles: [app]}}" for h in environment.hosts
             ]
             lines += [
-                "    roles: {app: [web, worker]}",
+                f"    roles: {{app: [{', '.join(self.services)}]}}",
                 f"    routes: {{web: {{host: {environment.domain}, service: web,"
                 f" port: {WEB_PORT}}}}}",
                 "    tls: 'off'",
@@ -317,7 +326,7 @@ class Fleet:
                     else []
                 ),
                 f"    deploy: {{parallel: {len(environment.hosts)},"
-                f" health_timeout: {health_timeout}, drain: 2s}}",
+                f" health_timeout: {health_timeout}, drain: {self.drain}}}",
             ]
         (self.root / "stagecraft.yml").write_text("\n".join(lines) + "\n")
 

@@ -82,11 +82,22 @@ PY
   ln -sf "$real" /usr/local/bin/docker-compose 2>/dev/null || true
 }
 
+# Run "$@" with no file descriptor above 2: a daemon started from here must not keep
+# what its caller holds open (a lock taken with flock around the suite, a pipe).
+without_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd="${fd##*/}"
+    if [[ "$fd" -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+  "$@"
+}
+
 start_dockerd() {
   if docker info >/dev/null 2>&1; then return; fi
   log "docker: starting dockerd"
   mkdir -p /var/log
-  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  (without_inherited_fds nohup dockerd >/var/log/dockerd.log 2>&1 &)
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return
     sleep 0.5
@@ -102,7 +113,7 @@ start_postgres() {
   [[ -n "$ver" ]] || { log "postgres: no cluster found"; return; }
   if ! pg_ctlcluster "$ver" main status >/dev/null 2>&1; then
     log "postgres: starting cluster $ver/main"
-    pg_ctlcluster "$ver" main start
+    (without_inherited_fds pg_ctlcluster "$ver" main start)
   fi
 }
 

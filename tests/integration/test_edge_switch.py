@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -139,3 +141,53 @@ def test_switch_with_new_connections_loses_nothing(proxy_host: dict[str, Any]) -
     assert result.failures == 0, result.errors
     assert result.requests > 500
     assert result.sequence[0] == "v1" and result.moved("v1", "v2")
+
+
+def test_the_request_after_a_switch_goes_to_the_new_set(proxy_host: dict[str, Any]) -> None:
+    """No resolver cache: the slot files are read at every request, so a switch is immediate."""
+    host: SSHHost = proxy_host["host"]
+    addresses = proxy_host["addresses"]
+    _routes(proxy_host)
+    for i in range(6):
+        body = "v2" if i % 2 == 0 else "v1"
+        edge.switch(host, WEB, [addresses[body]], wait=False)
+        assert _get(proxy_host["url"], "shop.test") == body
+
+
+def test_drain_ends_when_the_old_container_finished_its_request(
+    proxy_host: dict[str, Any],
+) -> None:
+    host: SSHHost = proxy_host["host"]
+    addresses = proxy_host["addresses"]
+    _routes(proxy_host)
+    slow = _slow_upstream(host, proxy_host)
+    edge.switch(host, WEB, [slow], proxy=proxy_host["state"])
+    results: list[str] = []
+    request = threading.Thread(
+        target=lambda: results.append(_get(proxy_host["url"] + "cgi-bin/slow", "shop.test"))
+    )
+    request.start()
+    time.sleep(0.5)  # the request is on its way to the slow container
+    edge.switch(host, WEB, [addresses["v2"]], proxy=proxy_host["state"])
+    waited = edge.drain(host, proxy_host["state"], [slow], timeout=60)
+    finished = bool(results)
+    request.join(10)
+    assert finished and results == ["slow done"], results
+    assert waited < 30  # it ended with the request, not at the bound
+    assert edge.drain(host, proxy_host["state"], [slow], timeout=60) < 30  # nothing in flight
+
+
+def _slow_upstream(host: SSHHost, proxy_host: dict[str, Any]) -> str:
+    """A busybox httpd whose /cgi-bin/slow answers after 3 s."""
+    busybox = host.docker("inspect", "--format", "{{.Config.Image}}", "ed-v1").stdout.strip()
+    host.docker("rm", "-f", "ed-slow", check=False)
+    cgi = "#!/bin/sh\nsleep 3\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow done\\n'\n"
+    script = (
+        f"mkdir -p /www/cgi-bin && printf %s {shlex.quote(cgi)} > /www/cgi-bin/slow && "
+        "chmod +x /www/cgi-bin/slow && "
+        "echo slow > /www/index.html && exec httpd -f -p 80 -h /www"
+    )
+    host.docker("run", "-d", "--init", "--name", "ed-slow", "--network", edge.NETWORK,
+                busybox, "sh", "-c", script)  # fmt: skip
+    fmt = '{{(index .NetworkSettings.Networks "stagecraft").IPAddress}}'
+    return host.docker("inspect", "--format", fmt, "ed-slow").stdout.strip()

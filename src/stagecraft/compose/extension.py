@@ -46,5 +46,13 @@ class XStagecraft(_Model):
     )
     healthcheck: XHealthcheck | None = Field(default=None, description="HTTP health check.")
     drain: Duration | None = Field(
-        default=None, description="Drain time for this service (overrides deploy.drain)."
+        default=None,
+        description="Longest drain for this service (overrides deploy.drain): after the "
+        "switch the old containers are stopped as soon as the proxy has no request in flight "
+        "to them, at the latest after this long.",
+    )
+    ready_after: Duration | None = Field(
+        default=None,
+        description="For a service with neither a Docker healthcheck nor an x-stagecraft "
+        "healthcheck: ready once it kept running this long (default 3s).",
     )

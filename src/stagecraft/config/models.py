@@ -375,7 +375,9 @@ class DeployConfig(Model):
         default=60.0, description="How long a new container may take to become healthy."
     )
     drain: Duration = Field(
-        default=30.0, description="How long old containers keep serving after the switch."
+        default=30.0,
+        description="Longest wait after the switch before the old containers stop: they stop "
+        "as soon as the proxy has no request in flight to them (0 stops them at once).",
     )
     retain: int = Field(default=5, ge=1, description="Releases (images, containers) to keep.")
 

@@ -4,31 +4,29 @@ One Caddy container (``stagecraft-proxy``) per host serves every project and
 environment deployed there (ADR 0005, sections 2, 3 and 5). Its state lives in
 ``/var/lib/stagecraft/proxy``: ``settings.json`` (image, TLS mode, ports),
 ``routes.json`` (the route set of every app on the host), ``caddy.json`` (the
-config rendered from both), ``hosts`` and ``upstreams/`` (name resolution, see
-:mod:`stagecraft.deploy.edge_hosts`) and ``data/`` (certificates, ACME account).
+config rendered from both), ``upstreams/``, ``ports/`` and ``slots/`` (where
+each route's requests go, see :mod:`stagecraft.deploy.edge_upstreams`) and
+``data/`` (certificates, ACME account).
 
-Why a hosts file (measured with ``bench/zero_downtime_switch.py``; figures in
-ADR 0005 section 5): routes use Caddy's ``dynamic_upstreams`` (``a`` source)
-with a stable name per routed service, ``<service>.<env>.<project>.internal``.
-A switch rewrites, in place, the hosts file bind-mounted at the proxy's
-``/etc/hosts``; Caddy's Go resolver picks the change up (mtime check, at most
-5 s) and Caddy's upstream cache refreshes every ``upstream_refresh`` second. The
-proxy config is never reloaded by a switch, so no client connection is closed,
-and the old containers are *unresolved* but still running: requests already on
-their way finish there, and they are stopped only after the drain. That gave
-zero failed requests with keep-alive (wrk) and new-connection clients. A config
-reload (``POST /load``) per switch closes idle keep-alive client connections and
-loses requests racing that; Docker network aliases cannot remove one container
-from a name while it keeps its address on the network (only disconnecting it,
-which cuts its in-flight requests, or stopping it), so old and new containers are
-balanced together until the old one is gone.
+How a switch works (measured with ``bench/zero_downtime_switch.py``; ADR 0015):
+each route has static upstreams whose dial address Caddy reads from a slot file
+at every request; a switch renames new slot files into place, so the next
+request goes to the new containers. The proxy config is never reloaded by a
+switch, so no client connection is closed, and the old containers keep
+running: requests already on their way finish there. The drain then asks the
+proxy how many requests each old address still has in flight (the admin API's
+``/reverse_proxy/upstreams``) and ends when none has, bounded by ``drain``. A
+config reload (``POST /load``) per switch closes idle keep-alive client
+connections and loses requests racing that; Docker network aliases cannot
+remove one container from a name while it keeps its address on the network.
 
 The admin API listens on the container's loopback only; route changes are
 loaded with ``docker exec stagecraft-proxy caddy reload`` (the caddy binary is
 the one program every Caddy image has, a ``FROM scratch`` one included). A
 switch is observed through a probe server inside the proxy (port 2020 on the
 ``stagecraft`` network, reached through an SSH tunnel): it proxies to the same
-upstream name and answers with the address Caddy really chose.
+upstream name and answers with the address Caddy really chose; its
+``/_stagecraft/inflight`` route answers the admin API's upstream list.
 
 Example (what the rollout does on each host)::
 
@@ -37,7 +35,8 @@ Example (what the rollout does on each host)::
     apply_routes(host, "shop", "prod", [Route("shop.com", name, 8080)])
     ...  # start the new web containers, wait until healthy
     result = switch(host, name, ["172.18.0.9"], proxy=state)   # returns once routed
-    ...  # drain, then stop the old containers
+    drain(host, state, ["172.18.0.7"], timeout=30)  # until the old one has no request left
+    ...  # then stop the old containers
 """
 
 from __future__ import annotations
@@ -51,8 +50,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stagecraft import log
-from stagecraft.deploy import edge_hosts
+from stagecraft.deploy import edge_upstreams
 from stagecraft.deploy.edge_config import (
+    INFLIGHT_PATH,
     PROBE_PATH,
     PROBE_PORT,
     UPSTREAM_HEADER,
@@ -62,6 +62,7 @@ from stagecraft.deploy.edge_config import (
     routes_to_json,
 )
 from stagecraft.errors import CommandFailed, ExitCode, HostError, StagecraftError, cause_lines
+from stagecraft.providers.builtin.proxy_caddy import SLOTS
 from stagecraft.providers.proxy import Route, TlsMode, check_tls
 from stagecraft.runtime.ssh import SSHHost
 
@@ -74,6 +75,7 @@ CONTAINER_DIR = "/etc/stagecraft/proxy"
 SETTINGS_FILE = f"{PROXY_DIR}/settings.json"
 ROUTES_FILE = f"{PROXY_DIR}/routes.json"
 CONFIG_FILE = f"{PROXY_DIR}/caddy.json"
+SLOT_DIR = f"{CONTAINER_DIR}/slots"
 SETTINGS_LABEL = "stagecraft.proxy-settings"
 ADMIN = "localhost:2019"
 
@@ -138,7 +140,7 @@ def upstream_name(project: str, env: str, service: str) -> str:
     'web.staging.shop.internal'
     """
     name = f"{service}.{env}.{project}.internal".lower().replace("_", "-")
-    if not edge_hosts.valid_name(name):
+    if not edge_upstreams.valid_name(name):
         raise StagecraftError(
             f"cannot build an upstream name from project {project!r}, env {env!r}, "
             f"service {service!r}",
@@ -175,8 +177,8 @@ def ensure_proxy(
     _ensure_network(host)
     host.run(["mkdir", "-p", f"{PROXY_DIR}/data", f"{PROXY_DIR}/config"])
     host.write_file(SETTINGS_FILE, settings.to_json(), mode=0o644)
-    host.run(["sh", "-c", edge_hosts.update_script(PROXY_DIR, None)])
     routes = _read_routes(host)
+    host.run(["sh", "-c", edge_upstreams.update_script(PROXY_DIR, None, ports=_ports(routes))])
     host.write_file(CONFIG_FILE, _render(settings, routes), mode=0o644)
     current = _inspect(host)
     created = False
@@ -224,10 +226,12 @@ def apply_routes(
         previous = host.read_file(CONFIG_FILE)
         if previous == config and merged == table:
             return RoutesResult(host.name, False, tuple(all_routes))
+        _write_slots(host, all_routes)  # before the config that reads them
         host.write_file(CONFIG_FILE, config, mode=0o644)
         try:
             _reload(host)
         except CommandFailed as exc:
+            _write_slots(host, [r for key in sorted(table) for r in table[key]])
             if previous is not None:
                 host.write_file(CONFIG_FILE, previous, mode=0o644)
             raise EdgeError(
@@ -249,7 +253,7 @@ def switch(
     wait: bool = True,
     timeout: float = 30.0,
 ) -> SwitchResult:
-    """Make ``name`` resolve to ``addresses`` in the proxy, then wait until it routes there.
+    """Make ``name``'s requests go to ``addresses``, then wait until the proxy routes there.
 
     Never touches the proxy config. With ``wait`` (the default) it returns once
     the proxy was seen sending requests to the new addresses
@@ -259,18 +263,24 @@ def switch(
 
         switch(host, "web.prod.shop.internal", ["172.18.0.9", "172.18.0.10"])
     """
-    if not edge_hosts.valid_name(name):
+    if not edge_upstreams.valid_name(name):
         raise StagecraftError(f"invalid upstream name {name!r}")
-    bad = [a for a in addresses if not edge_hosts.valid_address(a)]
+    bad = [a for a in addresses if not edge_upstreams.valid_address(a)]
     if bad or not addresses:
         raise StagecraftError(
             f"switch {name} on {host.name}: invalid addresses {list(addresses)!r}",
             hint="pass the new containers' IP addresses on the stagecraft network",
         )
+    if len(addresses) > SLOTS:
+        raise StagecraftError(
+            f"switch {name} on {host.name}: {len(addresses)} addresses, the proxy routes to "
+            f"at most {SLOTS} per host",
+            hint=f"run at most {SLOTS} replicas of a routed service per host; add hosts instead",
+        )
     previous = tuple(read_upstreams(host).get(name, ()))
     started = time.monotonic()
     data = "".join(f"{a}\n" for a in addresses).encode()
-    host.run(["sh", "-c", edge_hosts.update_script(PROXY_DIR, name)], input=data)
+    host.run(["sh", "-c", edge_upstreams.update_script(PROXY_DIR, name)], input=data)
     log.event(logger, logging.INFO, f"{name} -> {', '.join(addresses)}", host=host.name)
     if wait:
         state = proxy or proxy_state(host)
@@ -305,7 +315,8 @@ def wait_switched(
             streak = streak + 1 if seen is not None and _ip(seen) in wanted else 0
             if streak >= confirmations:
                 return time.monotonic() - started
-            time.sleep(0.1)
+            if streak == 0:
+                time.sleep(0.02)
     raise EdgeError(
         host.name,
         f"the proxy did not switch {name} to {', '.join(addresses)} within {timeout:g}s "
@@ -313,6 +324,44 @@ def wait_switched(
         hint="check that the new containers run on the stagecraft network and answer on the "
         "route's port; the old ones are still resolved only if the switch failed",
     )
+
+
+def drain(
+    host: SSHHost,
+    proxy: ProxyState,
+    addresses: Sequence[str],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+) -> float:
+    """Wait until the proxy has no request in flight to ``addresses``, at most ``timeout`` s.
+
+    Returns the seconds waited. The proxy counts requests per upstream address
+    (``/_stagecraft/inflight``); an address it does not list has none. When the
+    count cannot be read the whole ``timeout`` is waited, as a fixed drain would.
+    """
+    started = time.monotonic()
+    if timeout <= 0 or not addresses:
+        return 0.0
+    wanted = set(addresses)
+    deadline = started + timeout
+    with host.forward(proxy.address, PROBE_PORT) as port:
+        while True:
+            busy = _in_flight(port, wanted)
+            if busy == 0:
+                return time.monotonic() - started
+            now = time.monotonic()
+            if now >= deadline:
+                log.event(
+                    logger,
+                    logging.INFO,
+                    f"drain ended after {timeout:g}s with "
+                    f"{'unknown' if busy is None else busy} request(s) in flight",
+                    host=host.name,
+                    phase="edge",
+                )
+                return now - started
+            time.sleep(min(interval, deadline - now))
 
 
 def read_settings(host: SSHHost) -> ProxySettings:
@@ -328,9 +377,9 @@ def read_settings(host: SSHHost) -> ProxySettings:
 
 
 def read_upstreams(host: SSHHost) -> dict[str, list[str]]:
-    """What each upstream name resolves to in the proxy right now (from its hosts file)."""
-    data = host.read_file(f"{PROXY_DIR}/hosts")
-    return edge_hosts.parse_hosts(data) if data is not None else {}
+    """Where each upstream name's requests go right now (its ``upstreams/<name>`` file)."""
+    result = host.run(["sh", "-c", edge_upstreams.read_script(PROXY_DIR)])
+    return edge_upstreams.parse_upstreams(result.stdout)
 
 
 def read_routes(host: SSHHost) -> dict[str, list[Route]]:
@@ -355,7 +404,7 @@ def proxy_state(host: SSHHost) -> ProxyState:
 
 def _render(settings: ProxySettings, routes: Sequence[Route]) -> bytes:
     """The proxy config file's bytes (deterministic)."""
-    config = render_proxy_config(settings, routes, admin=ADMIN)
+    config = render_proxy_config(settings, routes, admin=ADMIN, slot_dir=SLOT_DIR)
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -368,7 +417,7 @@ def _run_args(settings: ProxySettings) -> list[str]:
         args += ["-p", f"{port}:{port}"]
     if settings.tls_mode != "off":  # Caddy serves (and advertises) HTTP/3 over UDP too
         args += ["-p", f"{settings.https_port}:{settings.https_port}/udp"]
-    args += ["-v", f"{PROXY_DIR}:{CONTAINER_DIR}:ro", "-v", f"{PROXY_DIR}/hosts:/etc/hosts:ro"]
+    args += ["-v", f"{PROXY_DIR}:{CONTAINER_DIR}:ro"]
     args += ["-v", f"{PROXY_DIR}/data:/data", "-v", f"{PROXY_DIR}/config:/config"]
     args += ["-e", "XDG_DATA_HOME=/data", "-e", "XDG_CONFIG_HOME=/config"]
     return [*args, settings.image, "caddy", "run", "--config", f"{CONTAINER_DIR}/caddy.json"]
@@ -441,6 +490,19 @@ def _wait_loaded(host: SSHHost, timeout: float) -> None:
         time.sleep(0.3)
 
 
+def _ports(routes: Sequence[Route]) -> dict[str, list[int]]:
+    """Each upstream name's route ports."""
+    ports: dict[str, list[int]] = {}
+    for route in routes:
+        ports.setdefault(route.upstream_host, []).append(route.upstream_port)
+    return ports
+
+
+def _write_slots(host: SSHHost, routes: Sequence[Route]) -> None:
+    """Replace the ports files with ``routes``' and re-render every name's slot files."""
+    host.run(["sh", "-c", edge_upstreams.update_script(PROXY_DIR, None, ports=_ports(routes))])
+
+
 def _read_route_table(host: SSHHost) -> dict[str, list[Route]]:
     data = host.read_file(ROUTES_FILE)
     return routes_from_json(data) if data is not None else {}
@@ -489,6 +551,27 @@ def _probe(port: int, name: str) -> str | None:
         conn.close()
 
 
+def _in_flight(port: int, addresses: set[str]) -> int | None:
+    """Requests the proxy has in flight to ``addresses`` (None when it cannot tell)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+    try:
+        conn.request("GET", INFLIGHT_PATH, headers={"Connection": "close"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return None
+        listed = json.loads(body)
+        return sum(
+            int(entry.get("num_requests") or 0)
+            for entry in listed
+            if _ip(str(entry.get("address", ""))) in addresses
+        )
+    except (OSError, http.client.HTTPException, ValueError, TypeError, AttributeError):
+        return None
+    finally:
+        conn.close()
+
+
 def _ip(hostport: str) -> str:
     """The address part of ``host:port`` / ``[v6]:port``."""
     host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 or "]" in hostport else hostport
@@ -506,6 +589,7 @@ __all__ = [
     "RoutesResult",
     "SwitchResult",
     "apply_routes",
+    "drain",
     "ensure_proxy",
     "proxy_state",
     "read_routes",

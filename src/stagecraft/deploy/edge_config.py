@@ -19,6 +19,7 @@ from stagecraft.providers.proxy import Route, TlsMode, check_tls
 PROBE_PORT = 2020
 PROBE_SERVER = "stagecraft_probe"
 PROBE_PATH = "/_stagecraft/upstream"
+INFLIGHT_PATH = "/_stagecraft/inflight"
 UPSTREAM_HEADER = "X-Stagecraft-Upstream"
 
 
@@ -78,22 +79,28 @@ def caddy_for(settings: ProxySettings) -> CaddyProxy:
 
 
 def render_proxy_config(
-    settings: ProxySettings, routes: Sequence[Route], *, admin: str
+    settings: ProxySettings, routes: Sequence[Route], *, admin: str, slot_dir: str
 ) -> dict[str, Any]:
     """The Caddy config of a host's proxy: the provider's config plus the probe server.
 
-    The probe server (port 2020, no TLS, never published) has one route per
-    upstream name, ``/_stagecraft/upstream/<name>``, proxying to that name like
-    the public route does and answering with the ``X-Stagecraft-Upstream``
-    header: the address Caddy really chose, which is how a switch is observed.
+    Routes dial the addresses in their slot files under ``slot_dir``
+    (:mod:`stagecraft.deploy.edge_upstreams`). The probe server (port 2020, no
+    TLS, never published) has one route per upstream name,
+    ``/_stagecraft/upstream/<name>``, proxying to that name like the public
+    route does and answering with the ``X-Stagecraft-Upstream`` header: the
+    address Caddy really chose, which is how a switch is observed. Its
+    ``/_stagecraft/inflight`` route answers the admin API's read-only
+    ``/reverse_proxy/upstreams`` (requests in flight per upstream address),
+    which is how a drain knows when the old containers finished their work.
 
     >>> s = ProxySettings("caddy:2", "off")
-    >>> cfg = render_proxy_config(s, [Route("a.test", "web.p.a.internal", 80)], admin="x:1")
+    >>> routes = [Route("a.test", "web.p.a.internal", 80)]
+    >>> cfg = render_proxy_config(s, routes, admin="x:1", slot_dir="/s")
     >>> cfg["apps"]["http"]["servers"]["stagecraft_probe"]["listen"]
     [':2020']
     """
     caddy = caddy_for(settings)
-    config = caddy.render_config(routes, tls=settings.tls_mode, admin=admin)
+    config = caddy.render_config(routes, tls=settings.tls_mode, admin=admin, slot_dir=slot_dir)
     if settings.tls_mode == "internal":
         # The proxy container has no trust store to install the local CA's root into
         # (Caddy would log an error at every start); clients trust the root they read
@@ -102,7 +109,10 @@ def render_proxy_config(
     first_port: dict[str, int] = {}
     for route in sorted(routes):
         first_port.setdefault(route.upstream_host, route.upstream_port)
-    probe_routes = [_probe_route(caddy, name, port) for name, port in sorted(first_port.items())]
+    probe_routes = [
+        _probe_route(caddy, name, port, slot_dir) for name, port in sorted(first_port.items())
+    ]
+    probe_routes.append(_inflight_route(admin))
     config["apps"]["http"]["servers"][PROBE_SERVER] = {
         "listen": [f":{PROBE_PORT}"],
         "routes": probe_routes,
@@ -111,8 +121,8 @@ def render_proxy_config(
     return config
 
 
-def _probe_route(caddy: CaddyProxy, name: str, port: int) -> dict[str, Any]:
-    route = caddy.render_config([Route("probe.invalid", name, port)], tls="off")
+def _probe_route(caddy: CaddyProxy, name: str, port: int, slot_dir: str) -> dict[str, Any]:
+    route = caddy.render_config([Route("probe.invalid", name, port)], tls="off", slot_dir=slot_dir)
     proxy = route["apps"]["http"]["servers"]["stagecraft"]["routes"][0]["handle"][0]
     proxy["headers"] = {
         "response": {"set": {UPSTREAM_HEADER: ["{http.reverse_proxy.upstream.hostport}"]}}
@@ -121,6 +131,20 @@ def _probe_route(caddy: CaddyProxy, name: str, port: int) -> dict[str, Any]:
     return {
         "match": [{"path": [f"{PROBE_PATH}/{name}"]}],
         "handle": [rewrite, proxy],
+        "terminal": True,
+    }
+
+
+def _inflight_route(admin: str) -> dict[str, Any]:
+    """GET ``/_stagecraft/inflight``: the admin API's upstream list (read-only, GET only)."""
+    proxy = {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": admin}],
+        "headers": {"request": {"set": {"Host": [admin], "Origin": [f"http://{admin}"]}}},
+    }
+    return {
+        "match": [{"path": [INFLIGHT_PATH], "method": ["GET"]}],
+        "handle": [{"handler": "rewrite", "uri": "/reverse_proxy/upstreams"}, proxy],
         "terminal": True,
     }
 

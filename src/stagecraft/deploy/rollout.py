@@ -2,21 +2,25 @@
 
 Every step runs ``docker compose up -d --no-deps`` for its service only (ADR 0005
 section 6), from the release directory holding the rendered compose file and the
-0600 secrets files (written first, :func:`write_release`):
+0600 secrets files (written first, :func:`write_release`). Starting and waiting
+until ready is one remote script per step (:mod:`stagecraft.deploy.rollout_script`),
+the switch one more, stopping the old containers one more (ADR 0015):
 
 - ``start`` (create): start the service, wait until ready; a web service is then
   made the target of its upstream name (:func:`~stagecraft.deploy.edge.switch`);
 - ``side-by-side`` (replace a web or worker service): scale the service up with
   ``--no-recreate`` so compose starts new containers of the new definition next
   to the old ones, wait until they are ready, switch the proxy to them (web; it
-  returns once the proxy routes there), drain, then stop the old ones with their
+  returns once the proxy routes there), drain until the proxy has no request in
+  flight to the old ones (at most ``drain``), then stop the old ones with their
   stop signal and grace period and remove them;
 - ``recreate`` (replace an accessory): recreated in place, with a warning;
 - ``remove``: the service's containers are stopped and removed.
 
-Ready means: Docker's healthcheck says ``healthy`` when the container has one,
-else the x-stagecraft HTTP probe answers 2xx, else the container stayed running
-(same restart count) for ``grace`` seconds. A new container that is not ready
+Ready means: Docker reports the container ``healthy`` (an event, the moment it
+happens) when it has a healthcheck, else the x-stagecraft HTTP probe answers
+2xx, else the container kept running for ``x-stagecraft.ready_after`` (default
+3 s). A new container that is not ready
 within ``health_timeout`` is removed (the old ones keep serving) and the step
 raises :class:`~stagecraft.errors.HealthCheckFailed` with its last log lines
 (declared secret values masked).
@@ -31,12 +35,9 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
-import shlex
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stagecraft import log
 from stagecraft.deploy import edge
@@ -46,8 +47,10 @@ from stagecraft.deploy.render import (
     env_file_name,
     env_file_text,
 )
-from stagecraft.deploy.rollout_steps import DEFAULT_GRACE, HttpCheck, ServiceSettings, Step
+from stagecraft.deploy.rollout_script import StartResult, StartSpec, start_script, stop_script
+from stagecraft.deploy.rollout_steps import DEFAULT_GRACE, ServiceSettings, Step, waves
 from stagecraft.errors import ExitCode, HealthCheckFailed, StagecraftError
+from stagecraft.runtime.fanout import fan_out
 from stagecraft.runtime.ssh import SSHHost
 
 logger = logging.getLogger(__name__)
@@ -55,7 +58,6 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, str | None, str], None]
 """``progress(host, service, message)``: one progress line for the user."""
 LOG_LINES = 15
-POLL = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,6 @@ class HostContext:
     health_timeout: float
     upstreams: Mapping[str, str] = field(default_factory=dict)
     proxy: edge.ProxyState | None = None
-    grace: float = 3.0
     secrets: tuple[str, ...] = field(default=(), repr=False)
     progress: Progress | None = None
 
@@ -121,27 +122,42 @@ def write_release(
 
 
 def run_steps(ctx: HostContext, steps: Sequence[Step]) -> list[ServiceOutcome]:
-    """Run ``steps`` in order; after a failure the remaining ones are ``skipped``.
+    """Run ``steps``; services that do not depend on each other roll out at the same time.
 
-    KeyboardInterrupt propagates after the running step cleaned up.
+    Steps go in :func:`~stagecraft.deploy.rollout_steps.waves`: a step starts
+    once the steps it depends on finished. After a failure, steps not started
+    yet are ``skipped``; the ones running finish. Outcomes are in ``steps`` order.
     """
-    outcomes: list[ServiceOutcome] = []
+    outcomes: dict[int, ServiceOutcome] = {}
+    index = {id(step): i for i, step in enumerate(steps)}
     failed = False
-    for step in steps:
+    for wave in waves(steps):
         if failed:
-            outcomes.append(ServiceOutcome(step.service, step.action, "skipped"))
+            for step in wave:
+                outcomes[index[id(step)]] = ServiceOutcome(step.service, step.action, "skipped")
             continue
-        try:
-            run_step(ctx, step)
-        except StagecraftError as exc:
-            failed = True
-            ctx.say(step.service, f"failed: {exc.message}", logging.ERROR)
-            outcomes.append(
-                ServiceOutcome(step.service, step.action, "failed", exc.message, exc.exit_code)
-            )
-            continue
-        outcomes.append(ServiceOutcome(step.service, step.action, "success"))
-    return outcomes
+        if len(wave) == 1:
+            results = [_outcome(ctx, wave[0])]
+        else:
+            group = fan_out(wave, lambda step: _outcome(ctx, step), name=lambda s: s.service)
+            for each in group.outcomes:
+                if each.error is not None:
+                    raise each.error
+            results = [each.value for each in group.outcomes if each.value is not None]
+        for step, outcome in zip(wave, results, strict=True):
+            outcomes[index[id(step)]] = outcome
+            failed = failed or outcome.outcome == "failed"
+    return [outcomes[i] for i in range(len(steps))]
+
+
+def _outcome(ctx: HostContext, step: Step) -> ServiceOutcome:
+    """Run one step; a StagecraftError becomes its ``failed`` outcome."""
+    try:
+        run_step(ctx, step)
+    except StagecraftError as exc:
+        ctx.say(step.service, f"failed: {exc.message}", logging.ERROR)
+        return ServiceOutcome(step.service, step.action, "failed", exc.message, exc.exit_code)
+    return ServiceOutcome(step.service, step.action, "success")
 
 
 def first_error(outcomes: Sequence[ServiceOutcome]) -> ServiceOutcome | None:
@@ -167,13 +183,11 @@ def run_step(ctx: HostContext, step: Step) -> None:
         )
     if step.strategy in ("start", "recreate"):
         ctx.say(step.service, "starting")
-        _up(ctx, step.service)
-        new = _service_ids(ctx, step.service, running_only=False)
         # A new service that never got ready is removed; an accessory keeps its container.
-        fresh = step.strategy == "start"
-        _ready_or_fail(ctx, step.service, new, settings, remove_on_failure=fresh)
+        started = _start(ctx, step.service, settings, side_by_side=False)
+        _ready_or_fail(ctx, step.service, started, remove_on_failure=step.strategy == "start")
         if step.kind == "web":
-            _switch(ctx, step.service, new)
+            _switch(ctx, step.service, started, started.new)
         ctx.say(step.service, "done")
         return
     _side_by_side(ctx, step.service, step.kind, settings)
@@ -181,112 +195,99 @@ def run_step(ctx: HostContext, step: Step) -> None:
 
 def _side_by_side(ctx: HostContext, service: str, kind: str, settings: ServiceSettings) -> None:
     """Start new containers next to the old ones, wait, switch, drain, stop the old ones."""
-    everything = _service_ids(ctx, service, running_only=False)
-    old = _service_ids(ctx, service, running_only=True)
-    stale = [i for i in everything if i not in old]
-    if stale:
-        ctx.host.docker("rm", "-f", *stale)
-    ctx.say(service, f"starting {settings.replicas} new container(s) next to {len(old)} old")
+    ctx.say(service, f"starting {settings.replicas} new container(s) next to the running ones")
     switched = False
-    new: list[str] = []
+    started = StartResult()
     try:
-        _up(ctx, service, scale=len(old) + settings.replicas)
-        new = [i for i in _service_ids(ctx, service, running_only=False) if i not in old]
-        if not new:
-            raise StagecraftError(
-                f"{ctx.host.name}: {service}: compose started no new container",
-                hint="check `docker compose ps` on the host",
-            )
-        _ready_or_fail(ctx, service, new, settings, remove_on_failure=False)
+        started = _start(ctx, service, settings, side_by_side=True, into=started)
+        _ready_or_fail(ctx, service, started, remove_on_failure=False)
         if kind == "web":
-            _switch(ctx, service, new)
+            _switch(ctx, service, started, started.new)
             switched = True
-            if settings.drain > 0:
-                ctx.say(service, f"draining the old container(s) for {settings.drain:g}s")
-                time.sleep(settings.drain)  # in-flight requests finish on the old containers
+            old = [started.addresses[i] for i in started.old if i in started.addresses]
+            if settings.drain > 0 and old and ctx.upstreams.get(service) is not None:
+                proxy = ctx.proxy or edge.proxy_state(ctx.host)
+                waited = edge.drain(ctx.host, proxy, old, timeout=settings.drain)
+                ctx.say(service, f"drained in {waited:.2f}s (no request left on the old ones)")
     except BaseException:
-        if new and not switched:
+        if started.new and not switched:
             # Not serving yet (or not healthy): remove it; the old containers keep running.
-            ctx.host.docker("rm", "-f", *new, check=False)
+            ctx.host.docker("rm", "-f", *started.new, check=False)
         raise
-    ctx.say(service, f"stopping {len(old)} old container(s)")
-    _stop_and_remove(ctx, old, settings.stop_grace)
+    ctx.say(service, f"stopping {len(started.old)} old container(s)")
+    _stop_and_remove(ctx, started.old, settings.stop_grace)
     ctx.say(service, "done")
 
 
-def _up(ctx: HostContext, service: str, *, scale: int | None = None) -> None:
-    """``docker compose up -d --no-deps [--no-recreate --scale S=N] SERVICE`` in the release dir."""
-    args = ["up", "-d", "--no-deps"]
-    if scale is not None:
-        args += ["--no-recreate", "--scale", f"{service}={scale}"]
-    ctx.host.compose(
-        *args,
-        service,
-        project_dir=ctx.release_dir,
+def _start(
+    ctx: HostContext,
+    service: str,
+    settings: ServiceSettings,
+    *,
+    side_by_side: bool,
+    into: StartResult | None = None,
+) -> StartResult:
+    """Run the step's start script (``compose up``, wait until ready, addresses): one SSH call.
+
+    ``into`` is filled as the lines arrive, so the caller knows the new
+    containers even when the script is interrupted.
+    """
+    result = into if into is not None else StartResult()
+    spec = StartSpec(
         project_name=ctx.rendered.project_name,
-        timeout=max(ctx.health_timeout, 120.0),
+        release_dir=ctx.release_dir,
+        service=service,
+        scale=None,
+        side_by_side=side_by_side,
+        timeout=ctx.health_timeout,
+        http_check=settings.http_check,
+        ready_after=settings.ready_after,
+        network=edge.NETWORK,
     )
+    if side_by_side:
+        spec = replace(spec, scale=_running(ctx, service) + settings.replicas)
+
+    def on_line(stream: str, line: str) -> None:
+        if stream == "stdout":
+            result.feed(line)
+
+    ctx.host.run(
+        ["sh", "-c", start_script(spec)],
+        check=False,
+        on_line=on_line,
+        timeout=ctx.health_timeout + 120,
+    )
+    if result.error is not None:
+        raise StagecraftError(
+            f"{ctx.host.name}: {service}: {result.error}",
+            hint="the old containers keep serving; `docker compose ps` on the host shows more",
+        )
+    if result.problem is None and not result.ready:
+        result.problem = "the start script ended without a result"
+    return result
 
 
-def _switch(ctx: HostContext, service: str, ids: Sequence[str]) -> None:
+def _running(ctx: HostContext, service: str) -> int:
+    """How many containers of ``service`` run now (the scale to add the new ones to)."""
+    return len(_service_ids(ctx, service, running_only=True))
+
+
+def _switch(ctx: HostContext, service: str, started: StartResult, ids: Sequence[str]) -> None:
     """Point the service's upstream name at ``ids``' addresses; returns once routed there."""
     name = ctx.upstreams.get(service)
     if name is None:
         return  # a web service without a route on this host: nothing to switch
-    addresses = [info.address(edge.NETWORK) for info in _inspect(ctx.host, ids)]
-    found = [a for a in addresses if a]
+    found = [started.addresses[i] for i in ids if started.addresses.get(i)]
     ctx.say(service, f"switching {name} to {', '.join(found)}")
     result = edge.switch(ctx.host, name, found, proxy=ctx.proxy, timeout=60.0)
-    ctx.say(service, f"switched in {result.seconds:.1f}s")
+    ctx.say(service, f"switched in {result.seconds:.3f}s")
 
 
 def _stop_and_remove(ctx: HostContext, ids: Sequence[str], grace: float) -> None:
     """``docker stop`` (the container's stop signal, then KILL after ``grace``) and ``rm``."""
     if not ids:
         return
-    ctx.host.docker("stop", "-t", str(max(1, round(grace))), *ids, timeout=grace + 60)
-    ctx.host.docker("rm", "-f", *ids)
-
-
-@dataclass(frozen=True)
-class _Info:
-    """The parts of ``docker inspect`` the readiness check reads."""
-
-    id: str
-    status: str
-    health: str
-    restarts: int
-    networks: Mapping[str, str]
-
-    def address(self, network: str | None = None) -> str:
-        if network is not None:
-            return self.networks.get(network, "")
-        return next((ip for ip in self.networks.values() if ip), "")
-
-
-def _inspect(host: SSHHost, ids: Sequence[str]) -> list[_Info]:
-    """Status, health, restart count and network addresses of ``ids``."""
-    result = host.docker("inspect", *ids)
-    return parse_inspect(result.stdout)
-
-
-def parse_inspect(text: str) -> list[_Info]:
-    """The readiness facts of each container in ``docker inspect`` JSON output."""
-    found = []
-    for item in json.loads(text or "[]"):
-        state = item.get("State") or {}
-        health = (state.get("Health") or {}).get("Status") or "none"
-        networks = (item.get("NetworkSettings") or {}).get("Networks") or {}
-        found.append(
-            _Info(
-                id=str(item.get("Id", "")),
-                status=str(state.get("Status", "unknown")),
-                health=str(health),
-                restarts=int(item.get("RestartCount") or 0),
-                networks={k: str((v or {}).get("IPAddress") or "") for k, v in networks.items()},
-            )
-        )
-    return found
+    ctx.host.run(["sh", "-c", stop_script(list(ids), grace)], timeout=grace + 60)
 
 
 def _service_ids(ctx: HostContext, service: str, *, running_only: bool) -> list[str]:
@@ -322,92 +323,24 @@ def _labelled(ctx: HostContext, service: str) -> list[str]:
 def _ready_or_fail(
     ctx: HostContext,
     service: str,
-    ids: Sequence[str],
-    settings: ServiceSettings,
+    started: StartResult,
     *,
     remove_on_failure: bool,
 ) -> None:
-    """Wait until ``ids`` are ready; else remove them (if asked) and raise HealthCheckFailed."""
-    problem = wait_ready(ctx.host, ids, settings.http_check, ctx.health_timeout, ctx.grace)
-    if problem is None:
+    """Raise HealthCheckFailed (removing the new containers if asked) unless they are ready."""
+    if started.problem is None:
         ctx.say(service, "ready")
         return
-    logs = _last_logs(ctx.host, ids, ctx.secrets)
-    if remove_on_failure:
+    ids = started.new
+    logs = _last_logs(ctx.host, ids, ctx.secrets) if ids else ""
+    if remove_on_failure and ids:
         ctx.host.docker("rm", "-f", *ids, check=False)
     detail = f"; last log lines:\n{logs}" if logs else ""
     raise HealthCheckFailed(
-        f"{ctx.host.name}: {service}: the new container is not healthy: {problem}{detail}",
+        f"{ctx.host.name}: {service}: the new container is not healthy: {started.problem}{detail}",
         hint="the old containers keep serving; fix the service and deploy again "
         "(`docker logs` on the host shows more)",
     )
-
-
-def wait_ready(
-    host: SSHHost,
-    ids: Sequence[str],
-    check: HttpCheck | None,
-    timeout: float,
-    grace: float,
-) -> str | None:
-    """Poll until every container is ready; ``None`` when they are, else why not."""
-    deadline = time.monotonic() + timeout
-    running_since: dict[str, tuple[float, int]] = {}
-    while True:
-        infos = _inspect(host, ids)
-        problem = _not_ready(host, infos, check, grace, running_since)
-        if problem is None or problem.startswith("exited"):
-            return problem
-        if time.monotonic() >= deadline:
-            return f"{problem} after {timeout:g}s"
-        time.sleep(check.interval if check is not None else POLL)
-
-
-def _not_ready(
-    host: SSHHost,
-    infos: Sequence[_Info],
-    check: HttpCheck | None,
-    grace: float,
-    running_since: dict[str, tuple[float, int]],
-) -> str | None:
-    """Why the containers are not ready yet, or ``None``."""
-    now = time.monotonic()
-    for info in infos:
-        if info.status in ("exited", "dead"):
-            return f"exited ({info.status})"
-        if info.health == "unhealthy":
-            return "Docker healthcheck: unhealthy"
-        if info.health != "none":
-            if info.health != "healthy":
-                return f"Docker healthcheck: {info.health}"
-            continue
-        if info.status != "running":
-            running_since.pop(info.id, None)
-            return f"container {info.status}"
-        if check is not None:
-            if not _http_ok(host, info.address(), check):
-                return f"HTTP GET {check.path} on port {check.port} did not answer 2xx"
-            continue
-        since, restarts = running_since.get(info.id, (now, info.restarts))
-        if restarts != info.restarts:
-            since = now
-        running_since[info.id] = (since, info.restarts)
-        if now - since < grace:
-            return f"running for less than {grace:g}s"
-    return None
-
-
-def _http_ok(host: SSHHost, address: str, check: HttpCheck) -> bool:
-    """Whether ``GET http://address:port/path`` answers 2xx, probed from the host."""
-    if not address:
-        return False
-    url = shlex.quote(f"http://{address}:{check.port}{check.path}")
-    seconds = str(max(1, round(check.timeout)))
-    script = (
-        f"if command -v curl >/dev/null; then curl -fsS -o /dev/null -m {seconds} {url}; "
-        f"else wget -q -T {seconds} -O /dev/null {url}; fi"
-    )
-    return host.run(["sh", "-c", script], check=False, timeout=check.timeout + 30).ok
 
 
 def _last_logs(host: SSHHost, ids: Sequence[str], secrets: Sequence[str]) -> str:

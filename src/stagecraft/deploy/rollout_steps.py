@@ -29,6 +29,8 @@ Strategy = Literal["start", "side-by-side", "recreate", "keep", "remove"]
 KIND_ORDER = {"accessory": 0, "worker": 1, "web": 2}
 DEFAULT_GRACE = 10.0
 """Docker's default stop timeout, used when a service sets no ``stop_grace_period``."""
+DEFAULT_READY_AFTER = 3.0
+"""Seconds a service with neither a Docker nor an HTTP health check must keep running."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class HttpCheck:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """How one service is rolled out: health probe, drain, stop grace, replica count."""
+    """How one service is rolled out: health probe, drain, stop grace, replicas, ready_after."""
 
     name: str
     kind: str
@@ -51,6 +53,7 @@ class ServiceSettings:
     drain: float
     stop_grace: float
     replicas: int = 1
+    ready_after: float = DEFAULT_READY_AFTER
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Step:
     action: str
     strategy: Strategy
     settings: ServiceSettings | None = None
+    after: tuple[str, ...] = ()
+    """The same-host services this one depends on (``depends_on``): they go first."""
 
 
 def service_settings(
@@ -87,6 +92,7 @@ def service_settings(
         drain=ext.drain if ext.drain is not None else drain,
         stop_grace=service.stop_grace_period or DEFAULT_GRACE,
         replicas=max(1, service.replicas),
+        ready_after=ext.ready_after if ext.ready_after is not None else DEFAULT_READY_AFTER,
     )
 
 
@@ -101,12 +107,17 @@ def strategy_for(plan: ServicePlan) -> Strategy:
     return "recreate" if plan.kind == "accessory" else "side-by-side"
 
 
-def dependency_order(rendered: RenderedHost) -> list[str]:
-    """The host's services, each after the same-host services it depends on."""
-    deps = {
+def same_host_deps(rendered: RenderedHost) -> dict[str, list[str]]:
+    """Each service's ``depends_on`` that run on this host too."""
+    return {
         name: sorted(set(dict(svc.definition.get("depends_on") or {})) & set(rendered.services))
         for name, svc in rendered.services.items()
     }
+
+
+def dependency_order(rendered: RenderedHost) -> list[str]:
+    """The host's services, each after the same-host services it depends on."""
+    deps = same_host_deps(rendered)
 
     def rank(name: str) -> tuple[int, str]:
         return (KIND_ORDER.get(rendered.services[name].kind, 1), name)
@@ -135,17 +146,40 @@ def plan_steps(
 ) -> list[Step]:
     """Every step of one host: placed services in dependency order, then removals."""
     by_name = {s.service: s for s in host_plan.services}
+    deps = same_host_deps(rendered)
     steps = []
     for name in dependency_order(rendered):
         plan = by_name.get(name)
         if plan is None:
             continue
         kind = rendered.services[name].kind
-        steps.append(Step(name, kind, plan.action, strategy_for(plan), settings.get(name)))
+        after = tuple(d for d in deps[name] if d in by_name)
+        steps.append(Step(name, kind, plan.action, strategy_for(plan), settings.get(name), after))
     for plan in host_plan.services:
         if plan.action == "remove":
             steps.append(Step(plan.service, plan.kind or "worker", "remove", "remove"))
     return steps
+
+
+def waves(steps: Sequence[Step]) -> list[list[Step]]:
+    """``steps`` grouped so that each group can run at once: a step comes one group after
+    the latest of the steps it depends on; removals come last.
+
+    >>> s = [Step("db", "accessory", "keep", "keep"), Step("web", "web", "replace",
+    ...      "side-by-side", after=("db",)), Step("worker", "worker", "replace", "side-by-side")]
+    >>> [[x.service for x in w] for w in waves(s)]
+    [['db', 'worker'], ['web']]
+    """
+    level: dict[str, int] = {}
+    for step in steps:  # in dependency order: a step's dependencies already have a level
+        if step.strategy != "remove":
+            level[step.service] = 1 + max((level.get(d, -1) for d in step.after), default=-1)
+    grouped: list[list[Step]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for step in steps:
+        if step.strategy != "remove":
+            grouped[level[step.service]].append(step)
+    removals = [s for s in steps if s.strategy == "remove"]
+    return [g for g in grouped if g] + ([removals] if removals else [])
 
 
 def split_stages(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:

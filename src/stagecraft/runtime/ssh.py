@@ -274,16 +274,63 @@ class SSHHost:
         """Forward a local port to ``remote_host:remote_port`` as seen from the host (ssh -L).
 
         Yields the bound local port on 127.0.0.1 (a free one when ``local_port`` is
-        0) once ssh listens on it; the tunnel (a dedicated ``ssh -N``) closes on exit::
+        0) once ssh listens on it. When the shared control connection runs, the
+        forward is added to it (``ssh -O forward``: no new handshake, a few
+        milliseconds) and cancelled on exit; otherwise a dedicated ``ssh -N``
+        carries it and closes on exit::
 
             with host.forward("127.0.0.1", 5432) as port:
                 psycopg.connect(host="127.0.0.1", port=port, ...)
         """
+        shared = self._forward_on_master(remote_host, remote_port, local_port)
+        if shared is not None:
+            port, spec = shared
+            try:
+                yield port
+            finally:
+                self._master_control("cancel", spec)
+            return
         tunnel, port = self._open_tunnel(remote_host, remote_port, local_port)
         try:
             yield port
         finally:
             tunnel.stop(grace=2.0)
+
+    def _forward_on_master(
+        self, remote_host: str, remote_port: int, local_port: int
+    ) -> tuple[int, str] | None:
+        """Add ``-L`` to the running control master: ``(port, spec)``, or None when it cannot."""
+        path = self.control_path()
+        if len(str(path)) > _MAX_CONTROL_PATH or not path.exists():
+            return None
+        target = f"[{remote_host}]" if ":" in remote_host else remote_host
+        for _ in range(3):
+            port = local_port or _free_port()
+            spec = f"127.0.0.1:{port}:{target}:{remote_port}"
+            if self._master_control("forward", spec):
+                log.event(
+                    logger,
+                    logging.DEBUG,
+                    f"forwarding 127.0.0.1:{port} -> {target}:{remote_port} (shared connection)",
+                    host=self.name,
+                    phase="ssh",
+                )
+                return port, spec
+            if local_port:
+                return None
+        return None
+
+    def _master_control(self, command: str, spec: str) -> bool:
+        """``ssh -O <command> -L <spec>`` on the control master; whether it succeeded."""
+        argv = [*self._base_argv(multiplex=True), "-O", command, "-L", spec]
+        argv += ["--", self.target.destination]
+        try:
+            result = process.run(
+                argv, check=False, timeout=self.options.connect_timeout + 5, hint=SSH_HINT
+            )
+        except StagecraftError:
+            return False
+        return result.returncode == 0
 
     def probe(self) -> HostProbe:
         """Connect and report the host's architecture, Docker and Compose versions."""

@@ -21,6 +21,7 @@ Fixtures:
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,15 @@ SANDBOX_FIXTURES = {"sandbox3", "sandbox_factory"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the markers this plugin's fixtures rely on."""
+    """Register the markers this plugin's fixtures rely on; give Ctrl-C back to the tests.
+
+    A suite started in the background of a script (``cmd &`` without job control)
+    inherits SIGINT ignored, and so would every command a test starts: the tests
+    of Ctrl-C handling would then test nothing. Python's own handler is put back
+    (an ignored signal stays ignored across exec, a handled one becomes default).
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers", "integration: needs the real Docker engine, sshd, PostgreSQL or Caddy"
     )

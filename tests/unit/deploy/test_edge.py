@@ -1,4 +1,4 @@
-"""Unit tests of the edge proxy: names, hosts file, config, route table, idempotence."""
+"""Unit tests of the edge proxy: names, slot files, config, route table, idempotence."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stagecraft.deploy import edge, edge_hosts
+from stagecraft.deploy import edge, edge_upstreams
 from stagecraft.deploy.edge_config import (
     EdgeStateError,
     ProxySettings,
@@ -35,74 +35,88 @@ def test_upstream_name_follows_the_adr() -> None:
         edge.upstream_name("shop", "prod", "we b")
 
 
-def test_render_hosts_pads_to_a_fixed_block_and_parses_back() -> None:
-    entries = {"web.prod.shop.internal": ["172.18.0.5", "172.18.0.6"], "a.b.c.internal": ["::2"]}
-    data = edge_hosts.render_hosts(entries)
-    assert len(data) == edge_hosts.MIN_SIZE
-    assert data.startswith(b"# Managed by Stagecraft")
-    assert b"127.0.0.1 localhost\n" in data
-    assert edge_hosts.parse_hosts(data) == entries
-    assert len(edge_hosts.render_hosts(entries, size=40000)) == 40000
-
-
-def test_render_hosts_grows_by_doubling_when_the_content_does_not_fit() -> None:
-    many = {f"s{i}.prod.shop.internal": [f"172.18.{i // 250}.{i % 250}"] for i in range(600)}
-    data = edge_hosts.render_hosts(many)
-    assert len(data) == edge_hosts.MIN_SIZE * 2
-    assert edge_hosts.parse_hosts(data) == many
-
-
-def _run_update(directory: Path, name: str | None, addresses: list[str]) -> None:
-    script = edge_hosts.update_script(str(directory), name)
+def _run_update(
+    directory: Path,
+    name: str | None,
+    addresses: list[str],
+    ports: dict[str, list[int]] | None = None,
+) -> None:
+    script = edge_upstreams.update_script(str(directory), name, ports=ports)
     data = "".join(f"{a}\n" for a in addresses).encode()
     subprocess.run(["sh", "-c", script], input=data, check=True, timeout=30)
 
 
-def test_update_script_rewrites_in_place_and_matches_the_python_rendering(
-    tmp_path: Path,
-) -> None:
-    _run_update(tmp_path, None, [])
-    hosts = tmp_path / "hosts"
-    inode = hosts.stat().st_ino
-    assert hosts.read_bytes() == edge_hosts.render_hosts({})
+def _slots(directory: Path, name: str, port: int) -> list[str]:
+    return [
+        (directory / "slots" / f"{name}_{port}_{i}").read_text()
+        for i in range(edge_upstreams.SLOTS)
+    ]
+
+
+def test_update_script_writes_every_slot_by_the_python_rule(tmp_path: Path) -> None:
+    web, api = "web.prod.shop.internal", "api.prod.shop.internal"
+    _run_update(tmp_path, None, [], ports={web: [8080], api: [4000, 4001]})
+    assert not list((tmp_path / "slots").iterdir())  # no addresses yet: nothing to dial
+    _run_update(tmp_path, web, ["172.18.0.5", "172.18.0.6"])
+    _run_update(tmp_path, api, ["172.18.0.7", "fd00::7", "172.18.0.8"])
+    assert _slots(tmp_path, web, 8080) == edge_upstreams.slot_contents(
+        ["172.18.0.5", "172.18.0.6"], 8080
+    )
+    assert _slots(tmp_path, api, 4001)[:3] == [
+        "172.18.0.7:4001",
+        "[fd00::7]:4001",
+        "172.18.0.8:4001",
+    ]
+    _run_update(tmp_path, web, ["172.18.0.9"])
+    assert set(_slots(tmp_path, web, 8080)) == {"172.18.0.9:8080"}
+    _run_update(tmp_path, api, [])  # no addresses: its slots go, the proxy answers 502
+    assert sorted({p.name.rsplit("_", 2)[0] for p in (tmp_path / "slots").iterdir()}) == [web]
+    assert [p.name for p in tmp_path.rglob(".*")] == []  # no temporary file left
+
+
+def test_update_script_with_ports_rerenders_every_name(tmp_path: Path) -> None:
+    web = "web.prod.shop.internal"
+    _run_update(tmp_path, web, ["172.18.0.5"])  # an upstream set before the route exists
+    assert not (tmp_path / "slots" / f"{web}_8080_0").exists()
+    _run_update(tmp_path, None, [], ports={web: [8080]})
+    assert set(_slots(tmp_path, web, 8080)) == {"172.18.0.5:8080"}
+    _run_update(tmp_path, None, [], ports={})  # the route is gone
+    assert not list((tmp_path / "slots").iterdir())
+
+
+def test_read_script_lists_each_names_addresses(tmp_path: Path) -> None:
     _run_update(tmp_path, "web.prod.shop.internal", ["172.18.0.5", "172.18.0.6"])
-    _run_update(tmp_path, "api.prod.shop.internal", ["172.18.0.7"])
-    _run_update(tmp_path, "web.prod.shop.internal", ["172.18.0.9"])
-    expected = {"api.prod.shop.internal": ["172.18.0.7"], "web.prod.shop.internal": ["172.18.0.9"]}
-    assert hosts.read_bytes() == edge_hosts.render_hosts(expected)
-    assert hosts.stat().st_ino == inode  # a file bind mount keeps seeing it
-    _run_update(tmp_path, "api.prod.shop.internal", [])
-    assert edge_hosts.parse_hosts(hosts.read_bytes()) == {"web.prod.shop.internal": ["172.18.0.9"]}
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
-
-
-def test_update_script_never_shrinks_the_file(tmp_path: Path) -> None:
-    for i in range(700):
-        (tmp_path / "upstreams").mkdir(exist_ok=True)
-        (tmp_path / "upstreams" / f"s{i}.p.x.internal").write_text(f"10.0.{i // 250}.{i % 250}\n")
-    _run_update(tmp_path, None, [])
-    big = (tmp_path / "hosts").stat().st_size
-    assert big == edge_hosts.MIN_SIZE * 2
-    for path in (tmp_path / "upstreams").iterdir():
-        path.unlink()
-    _run_update(tmp_path, "web.p.x.internal", ["10.9.9.9"])
-    data = (tmp_path / "hosts").read_bytes()
-    assert len(data) == big
-    assert edge_hosts.parse_hosts(data) == {"web.p.x.internal": ["10.9.9.9"]}
+    out = subprocess.run(
+        ["sh", "-c", edge_upstreams.read_script(str(tmp_path))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert edge_upstreams.parse_upstreams(out) == {
+        "web.prod.shop.internal": ["172.18.0.5", "172.18.0.6"]
+    }
 
 
 def test_update_script_rejects_names_that_could_escape() -> None:
     with pytest.raises(ValueError, match="invalid upstream name"):
-        edge_hosts.update_script("/x", "../etc/passwd")
+        edge_upstreams.update_script("/x", "../etc/passwd")
+    with pytest.raises(ValueError, match="invalid upstream name"):
+        edge_upstreams.update_script("/x", None, ports={"a_b": [80]})
 
 
 def test_proxy_config_adds_a_probe_route_per_upstream_name(snapshot: Any) -> None:
-    config = render_proxy_config(SETTINGS, [WEB, API], admin=edge.ADMIN)
+    config = render_proxy_config(SETTINGS, [WEB, API], admin=edge.ADMIN, slot_dir=edge.SLOT_DIR)
     probe = config["apps"]["http"]["servers"]["stagecraft_probe"]
     assert [r["match"][0]["path"][0] for r in probe["routes"]] == [
         "/_stagecraft/upstream/api.prod.shop.internal",
         "/_stagecraft/upstream/web.prod.shop.internal",
+        "/_stagecraft/inflight",
     ]
+    web = config["apps"]["http"]["servers"]["stagecraft"]["routes"][1]["handle"][0]
+    assert web["upstreams"][0] == {
+        "dial": "{file./etc/stagecraft/proxy/slots/web.prod.shop.internal_8080_0}"
+    }
+    assert len(web["upstreams"]) == edge_upstreams.SLOTS
     assert config == snapshot
 
 
@@ -153,7 +167,8 @@ def test_ensure_proxy_replaces_a_proxy_with_other_settings() -> None:
     assert state.created
     run = next(c for c in host.commands if c.startswith("docker run"))
     assert "-p 18080:18080 -p 18443:18443" in run
-    assert "/var/lib/stagecraft/proxy/hosts:/etc/hosts:ro" in run
+    assert "-v /var/lib/stagecraft/proxy:/etc/stagecraft/proxy:ro" in run
+    assert "/etc/hosts" not in run  # requests go by slot files, not by name resolution
     assert run.endswith("caddy:2 caddy run --config /etc/stagecraft/proxy/caddy.json")
 
 
@@ -191,6 +206,7 @@ def _routes_host() -> FakeSSHHost:
     host = FakeSSHHost("web-1")
     host.files[edge.SETTINGS_FILE] = (SETTINGS.to_json(), 0o644)
     host.expect(re.compile(r"^sh -c .*mkdir \"\$p\""), times=None)
+    host.expect(re.compile(r"^sh -c .*upstreams.lock"), times=None)
     host.expect("rmdir /var/lib/stagecraft/proxy/routes.lock", times=None)
     return host
 
@@ -239,12 +255,19 @@ def test_apply_routes_needs_a_set_up_proxy() -> None:
 
 def test_switch_writes_the_addresses_without_touching_the_config() -> None:
     host = FakeSSHHost("web-1")
+    host.expect(re.compile(r"^sh -c 'for f in"), stdout="web.prod.shop.internal 172.20.0.5\n")
     host.expect(re.compile(r"^sh -c .*flock"))
     result = edge.switch(host, "web.prod.shop.internal", ["172.20.0.9"], wait=False)
-    assert result.addresses == ("172.20.0.9",) and result.previous == ()
-    assert host.calls[0].input == b"172.20.0.9\n"
-    assert "web.prod.shop.internal" in host.commands[0]
+    assert result.addresses == ("172.20.0.9",) and result.previous == ("172.20.0.5",)
+    assert host.calls[1].input == b"172.20.0.9\n"
+    assert "web.prod.shop.internal" in host.commands[1]
     assert not [c for c in host.commands if "caddy" in c]
+
+
+def test_switch_refuses_more_addresses_than_slots() -> None:
+    many = [f"172.20.0.{i}" for i in range(edge_upstreams.SLOTS + 1)]
+    with pytest.raises(StagecraftError, match="at most 12 per host"):
+        edge.switch(FakeSSHHost(), "web.prod.shop.internal", many, wait=False)
 
 
 @pytest.mark.parametrize("addresses", [[], ["web-2"], ["1.2.3.4; rm -rf /"]])

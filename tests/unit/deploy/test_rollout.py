@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
+from dataclasses import replace
 
 import pytest
 from model_helpers import fleet_release, load_fleet
 
 from stagecraft.deploy.plan import HostPlan, ServicePlan
 from stagecraft.deploy.render import RenderedHost, RenderedService, render_hosts
-from stagecraft.deploy.rollout import HostContext, parse_inspect, run_step, run_steps
+from stagecraft.deploy.rollout import HostContext, run_step, run_steps
+from stagecraft.deploy.rollout_script import StartSpec, parse_start, start_script
 from stagecraft.deploy.rollout_steps import (
     HttpCheck,
     ServiceSettings,
@@ -19,6 +20,7 @@ from stagecraft.deploy.rollout_steps import (
     plan_steps,
     service_settings,
     split_stages,
+    waves,
 )
 from stagecraft.errors import ExitCode, HealthCheckFailed
 from stagecraft.testing.fakes import FakeSSHHost
@@ -88,33 +90,12 @@ def test_web_settings_take_the_x_stagecraft_health_check_and_drain() -> None:
     assert web.drain == 2.0
 
 
-def _inspect_json(cid: str, status: str, health: str | None = None) -> str:
-    state: dict[str, object] = {"Status": status}
-    if health is not None:
-        state["Health"] = {"Status": health}
-    networks = {"stagecraft": {"IPAddress": "172.18.0.9"}}
-    item = {"Id": cid, "State": state, "RestartCount": 0, "NetworkSettings": {"Networks": networks}}
-    return json.dumps([item])
-
-
-def test_parse_inspect_reads_status_health_and_addresses() -> None:
-    [info] = parse_inspect(_inspect_json("abc", "running", "starting"))
-    assert (info.id, info.status, info.health, info.address("stagecraft")) == (
-        "abc",
-        "running",
-        "starting",
-        "172.18.0.9",
-    )
-    [plain] = parse_inspect(_inspect_json("def", "running"))
-    assert plain.health == "none"
-
-
-ALL = re.compile(r"^docker ps -q --no-trunc -a --filter")
 RUNNING = re.compile(r"^docker ps -q --no-trunc --filter")
+SCRIPT = re.compile(r"^sh -c .*docker compose -p shop-prod up -d --no-deps", re.S)
 
 
-def _ctx(host: FakeSSHHost, kind: str) -> HostContext:
-    rendered = _host(_service("web", kind))
+def _ctx(host: FakeSSHHost, kind: str, *names: str) -> HostContext:
+    rendered = _host(*(_service(n, kind) for n in (names or ("web",))))
     return HostContext(
         host,
         rendered,
@@ -128,31 +109,32 @@ def _ctx(host: FakeSSHHost, kind: str) -> HostContext:
 
 def test_unhealthy_new_web_container_is_removed_and_old_keeps_serving() -> None:
     host = FakeSSHHost("h1")
-    host.expect(ALL, stdout="old1\n").expect(RUNNING, stdout="old1\n")
-    host.expect(re.compile(r"docker compose -p shop-prod up -d --no-deps --no-recreate "
-                           r"--scale web=2 web$"))  # fmt: skip
-    host.expect(ALL, stdout="old1\nnew1\n")
-    host.expect("docker inspect new1", stdout=_inspect_json("new1", "exited"))
+    host.expect(RUNNING, stdout="old1\n")
+    host.expect(
+        re.compile(r"^sh -c .*--no-recreate --scale web=2 web", re.S),
+        stdout="@old old1\n@new new1\n@addr old1 172.18.0.5\n@failed exited (exited)\n",
+        returncode=1,
+    )
     host.expect("docker logs --tail 15 new1", stdout=f"boom: bad password {SECRET}\n")
     host.expect("docker rm -f new1")
     settings = ServiceSettings("web", "web", HttpCheck("/h", 80, 0.1, 1), 0.0, 5.0)
     with pytest.raises(HealthCheckFailed) as caught:
         run_step(_ctx(host, "web"), Step("web", "web", "replace", "side-by-side", settings))
     assert caught.value.exit_code == ExitCode.HEALTH_CHECK_FAILED
-    assert "h1: web:" in caught.value.message and "boom" in caught.value.message
-    assert SECRET not in caught.value.message
+    assert "h1: web:" in caught.value.message and "exited (exited)" in caught.value.message
+    assert "boom" in caught.value.message and SECRET not in caught.value.message
     assert not any("old1" in line and "stop" in line for line in host.commands)
     host.assert_all_used()
 
 
 def test_worker_replaced_side_by_side_then_old_stopped_with_its_grace() -> None:
     host = FakeSSHHost("h1")
-    host.expect(ALL, stdout="old1\n").expect(RUNNING, stdout="old1\n")
-    host.expect(re.compile(r"up -d --no-deps --no-recreate --scale web=2 web$"))
-    host.expect(ALL, stdout="new1\nold1\n")
-    host.expect("docker inspect new1", stdout=_inspect_json("new1", "running", "healthy"))
-    host.expect("docker stop -t 5 old1")
-    host.expect("docker rm -f old1")
+    host.expect(RUNNING, stdout="old1\n")
+    host.expect(
+        re.compile(r"^sh -c .*--no-recreate --scale web=2 web", re.S),
+        stdout="@old old1\n@new new1\n@ready\n",
+    )
+    host.expect(re.compile(r"^sh -c 'docker stop -t 5 old1 >/dev/null; docker rm -f old1"))
     settings = ServiceSettings("web", "worker", None, 0.0, 5.0)
     outcomes = run_steps(
         _ctx(host, "worker"),
@@ -165,37 +147,63 @@ def test_worker_replaced_side_by_side_then_old_stopped_with_its_grace() -> None:
     host.assert_all_used()
 
 
-def test_a_failed_step_skips_the_rest_of_the_host() -> None:
+def test_a_failed_step_skips_the_steps_that_depend_on_it() -> None:
     host = FakeSSHHost("h1")
-    host.expect(re.compile(r"up -d --no-deps web$"), returncode=1, stderr="no such image")
+    host.expect(SCRIPT, stdout="@error docker compose up failed: no such image\n", returncode=1)
     outcomes = run_steps(
         _ctx(host, "worker"),
-        [Step("web", "worker", "create", "start"), Step("later", "worker", "create", "start")],
+        [
+            Step("web", "worker", "create", "start"),
+            Step("later", "worker", "create", "start", after=("web",)),
+        ],
     )
     assert [(o.service, o.outcome) for o in outcomes] == [("web", "failed"), ("later", "skipped")]
     assert outcomes[0].error is not None and "no such image" in outcomes[0].error
+    assert outcomes[0].exit_code == ExitCode.FAILED
+
+
+def test_services_that_do_not_depend_on_each_other_roll_out_together() -> None:
+    host = FakeSSHHost("h1")
+    host.expect(SCRIPT, stdout="@new n\n@ready\n", times=2)
+    ctx = _ctx(host, "worker", "a", "b")
+    steps = [Step("a", "worker", "create", "start"), Step("b", "worker", "create", "start")]
+    assert waves(steps) == [steps]
+    outcomes = run_steps(ctx, steps)
+    assert [(o.service, o.outcome) for o in outcomes] == [("a", "success"), ("b", "success")]
+    host.assert_all_used()
 
 
 def test_a_new_service_that_never_gets_ready_is_removed() -> None:
     host = FakeSSHHost("h1")
-    host.expect(re.compile(r"up -d --no-deps web$"))
-    host.expect(ALL, stdout="new1\n")
-    host.expect("docker inspect new1", stdout=_inspect_json("new1", "restarting"), times=None)
+    host.expect(SCRIPT, stdout="@new new1\n@failed exited (its process ended)\n", returncode=1)
     host.expect("docker logs --tail 15 new1", stdout="crash\n")
     host.expect("docker rm -f new1")
     ctx = HostContext(host, _host(_service("web", "worker")), "/rel", "shop", "prod", 0.3)
     outcomes = run_steps(ctx, [Step("web", "worker", "create", "start")])
     assert outcomes[0].outcome == "failed" and outcomes[0].exit_code == ExitCode(3)
-    assert "container restarting after 0.3s" in (outcomes[0].error or "")
+    assert "exited (its process ended)" in (outcomes[0].error or "")
     host.assert_all_used()
 
 
-def test_without_health_checks_ready_means_running_for_the_grace_period() -> None:
-    host = FakeSSHHost("h1")
-    host.expect(re.compile(r"up -d --no-deps web$"))
-    host.expect(ALL, stdout="new1\n")
-    host.expect("docker inspect new1", stdout=_inspect_json("new1", "running"), times=None)
-    ctx = HostContext(host, _host(_service("web", "worker")), "/rel", "shop", "prod", 5, grace=0.2)
-    outcomes = run_steps(ctx, [Step("web", "worker", "create", "start")])
-    assert outcomes[0].outcome == "success"
-    assert sum(line == "docker inspect new1" for line in host.commands) >= 2
+def test_the_start_script_waits_by_health_events_http_or_ready_after() -> None:
+    spec = StartSpec("shop-prod", "/rel", "web", None, False, 60, None, 0.2, "stagecraft")
+    script = start_script(spec)
+    assert "docker events --since" in script and "--filter event=health_status" in script
+    assert "sleep 0.2" in script  # neither health check: ready after running 0.2 s
+    http = start_script(replace(spec, http_check=HttpCheck("/up'; rm -rf /", 8080, 1.0, 2.0)))
+    assert "sleep 0.2" not in http and "http://${2:-none}:8080\"'/up'\"'\"'; rm -rf /'" in http
+    assert "docker rm -f $stale" not in script
+    assert "docker rm -f $stale" in start_script(replace(spec, side_by_side=True, scale=2))
+
+
+def test_start_results_are_read_line_by_line() -> None:
+    result = parse_start("noise\n@old a b\n@new c\n@addr c 172.18.0.9\n@ready\n")
+    assert (result.old, result.new, result.addresses, result.ready) == (
+        ["a", "b"],
+        ["c"],
+        {"c": "172.18.0.9"},
+        True,
+    )
+    assert parse_start("@failed Docker healthcheck: unhealthy\n").problem == (
+        "Docker healthcheck: unhealthy"
+    )

@@ -25,6 +25,9 @@ from stagecraft.providers.proxy import (
 )
 
 HTTPS_SERVER = "stagecraft"
+SLOTS = 12
+"""Static upstreams per route when upstreams come from slot files (1, 2, 3, 4 and 6
+addresses share them evenly)."""
 REDIRECT_SERVER = "stagecraft_redirect"
 
 
@@ -90,13 +93,26 @@ class CaddyProxy(ProxyProvider):
     config: CaddyConfig
 
     def render_config(
-        self, routes: Sequence[Route], *, tls: TlsMode, admin: str | None = None
+        self,
+        routes: Sequence[Route],
+        *,
+        tls: TlsMode,
+        admin: str | None = None,
+        slot_dir: str | None = None,
     ) -> dict[str, Any]:
+        """The config; with ``slot_dir`` each route dials the addresses in its slot files.
+
+        A slot file ``<slot_dir>/<upstream_host>_<port>_<i>`` holds one ``ip:port``
+        and Caddy reads it at every request (the ``{file.*}`` placeholder), so
+        replacing the files (by rename) moves the next request, with no reload
+        and no resolver cache (``stagecraft.deploy.edge_upstreams``). Without it
+        the upstream name is looked up every ``upstream_refresh`` seconds.
+        """
         tls = check_tls(tls)
         ordered = sort_routes(routes)
         cfg = self.config
         http: dict[str, Any] = {"http_port": cfg.http_port, "https_port": cfg.https_port}
-        caddy_routes = [*(self._route(r) for r in ordered), _not_found()]
+        caddy_routes = [*(self._route(r, slot_dir) for r in ordered), _not_found()]
         config: dict[str, Any] = {
             "admin": {"listen": admin or cfg.admin, "config": {"persist": False}},
             "apps": {"http": http},
@@ -127,20 +143,23 @@ class CaddyProxy(ProxyProvider):
             config["apps"]["tls"] = {"automation": {"policies": [policy]}}
         return config
 
-    def _route(self, route: Route) -> dict[str, Any]:
+    def _route(self, route: Route, slot_dir: str | None) -> dict[str, Any]:
         match: dict[str, Any] = {"host": [route.host]}
         if route.path:
             match["path"] = [route.path, route.path + "/*"]
-        proxy = {
-            "handler": "reverse_proxy",
-            "dynamic_upstreams": {
+        proxy: dict[str, Any] = {"handler": "reverse_proxy"}
+        if slot_dir is not None:
+            proxy["upstreams"] = [
+                {"dial": f"{{file.{slot_dir}/{slot_file(route, i)}}}"} for i in range(SLOTS)
+            ]
+        else:
+            proxy["dynamic_upstreams"] = {
                 "source": "a",
                 "name": route.upstream_host,
                 "port": str(route.upstream_port),
                 "refresh": _duration(self.config.upstream_refresh),
-            },
-            "load_balancing": {"try_duration": "5s", "try_interval": "250ms"},
-        }
+            }
+        proxy["load_balancing"] = {"try_duration": "5s", "try_interval": "250ms"}
         return {"match": [match], "handle": [proxy], "terminal": True}
 
     def _redirect(self) -> dict[str, Any]:
@@ -169,6 +188,15 @@ class CaddyProxy(ProxyProvider):
         if self.config.email:
             issuer["email"] = self.config.email
         return issuer
+
+
+def slot_file(route: Route, index: int) -> str:
+    """The name of a route's slot file: ``<upstream_host>_<port>_<index>``.
+
+    >>> slot_file(Route("shop.com", "web.prod.shop.internal", 8080), 0)
+    'web.prod.shop.internal_8080_0'
+    """
+    return f"{route.upstream_host}_{route.upstream_port}_{index}"
 
 
 def _not_found() -> dict[str, Any]:

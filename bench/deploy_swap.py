@@ -1,0 +1,170 @@
+"""A one-service swap on the same sandbox hosts: `stagecraft deploy` next to one raw ssh call.
+
+Issue 15: the limit to measure against is one raw ``ssh`` call per host that
+starts the new container, waits until Docker reports it healthy and stops and
+removes the old one. Both sides run the same image (the fleet example's web,
+busybox httpd) with the same Docker healthcheck (``wget`` of ``/healthz/``,
+interval 1 s), on the same hosts, with the image already there:
+
+- **stagecraft**: ``stagecraft deploy --env nN --version vX``, alternating v1
+  and v2 (both shipped before the timed runs), so every run replaces the web
+  container side by side and switches the proxy (the drain ends when no request
+  is in flight);
+- **raw**: per host, in parallel, ``ssh HOST 'docker run -d ... IMAGE; until
+  healthy: sleep 0.1; docker stop OLD; docker rm OLD'`` on a new connection
+  (no proxy, no lock, no ledger).
+
+For each N in ``--counts`` (default 1 and 4) it prints every run, then the
+medians, stagecraft / raw, and each side's N-host / 1-host ratio next to the
+targets (stagecraft <= 1.3 x raw on one host; stagecraft's 4/1 <= 1.1 x raw's
+4/1, since the sandbox hosts share the machine's two cores).
+
+    .venv/bin/python bench/deploy_swap.py [--runs 5] [--counts 1,4]
+
+Needs root (sandbox hosts). Bounded: about 10 s per run and N plus set-up
+(about 4 min with the defaults). Removes the sandbox and its images, also on
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from _fleet import BenchError, Environment, Fleet, run_bench, settle
+
+from stagecraft.localhosts.sandbox import SandboxHost, ssh_options_for
+from stagecraft.runtime.process import run
+from stagecraft.runtime.ssh import SSHHost
+
+HEALTH = "wget -q -O /dev/null http://127.0.0.1:8080/healthz/"
+COMPOSE = f"""\
+# Written by bench/deploy_swap.py: the fleet example's web alone, with a Docker healthcheck.
+services:
+  web:
+    build:
+      context: ./web
+      args:
+        BUSYBOX_IMAGE: ${{BUSYBOX_IMAGE:-busybox:1.36}}
+    init: true
+    healthcheck:
+      test: ["CMD-SHELL", "{HEALTH}"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+    x-stagecraft:
+      kind: web
+"""
+TARGET_VS_RAW = 1.3
+TARGET_SCALING = 1.1
+
+
+def raw_script(image: str) -> str:
+    """The raw baseline's one remote command: new container, wait healthy, old one gone."""
+    health = shlex.quote(HEALTH)
+    return (
+        "old=$(docker ps -q --filter label=stagecraft-bench=raw); "
+        "new=$(docker run -d --init --network stagecraft --label stagecraft-bench=raw "
+        f"--health-cmd {health} --health-interval 1s --health-timeout 2s --health-retries 3 "
+        f"{shlex.quote(image)}) || exit 1; "
+        "until [ \"$(docker inspect -f '{{.State.Health.Status}}' $new)\" = healthy ]; "
+        "do sleep 0.1; done; "
+        '[ -z "$old" ] || { docker stop $old >/dev/null && docker rm $old >/dev/null; }'
+    )
+
+
+def raw_swap(fleet: Fleet, hosts: Sequence[SandboxHost], image: str) -> float:
+    """One raw swap on ``hosts`` at once (one new ssh connection each); wall seconds."""
+    options = ssh_options_for(fleet.sandbox)
+    errors: list[str] = []
+
+    def one(target: SandboxHost) -> None:
+        argv = SSHHost(target.target(), options).ssh_argv(raw_script(image), multiplex=False)
+        done = run(argv, check=False, timeout=120)
+        if done.returncode != 0:
+            errors.append(f"{target.name}: {done.output.strip()[-300:]}")
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=one, args=(h,)) for h in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.monotonic() - started
+    if errors:
+        raise BenchError(f"the raw swap failed: {errors[0]}", hint="run its script by hand")
+    return seconds
+
+
+def bench(runs: int, counts: Sequence[int], max_busy: float) -> None:
+    fleet = Fleet(max(counts), "sw", compose=COMPOSE, services=("web",), drain="30s")
+    with fleet:
+        hosts = fleet.sandbox.hosts
+        environments = [Environment(f"n{n}", hosts[:n]) for n in counts]
+        fleet.configure(environments)
+        for version in ("v1", "v2"):
+            fleet.build(version)
+        for environment in environments:
+            fleet.bootstrap(environment.name)
+            for version in ("v1", "v2"):  # both images on the hosts before the timed runs
+                fleet.deploy(environment.name, version)
+        image = f"{fleet.project}/web:v1"
+        for n in counts:
+            raw_swap(fleet, hosts[:n], image)  # a first raw container to replace
+        figures: dict[tuple[str, int], list[float]] = {}
+        for index in range(runs):
+            version = "v1" if index % 2 == 0 else "v2"
+            for n in counts:
+                settle(max_busy)
+                done = fleet.deploy(f"n{n}", version)
+                figures.setdefault(("stagecraft", n), []).append(done.seconds)
+                settle(max_busy)
+                seconds = raw_swap(fleet, hosts[:n], image)
+                figures.setdefault(("raw", n), []).append(seconds)
+                print(
+                    f"run {index + 1} hosts {n}: stagecraft {done.seconds:.2f}s"
+                    f"  raw {seconds:.2f}s",
+                    flush=True,
+                )
+        report(figures, counts)
+
+
+def report(figures: dict[tuple[str, int], list[float]], counts: Sequence[int]) -> None:
+    medians = {key: statistics.median(values) for key, values in figures.items()}
+    print("\nmedians (s):")
+    for n in counts:
+        ours, raw = medians[("stagecraft", n)], medians[("raw", n)]
+        print(
+            f"  {n} host(s): stagecraft {ours:.2f}  raw {raw:.2f}  stagecraft/raw {ours / raw:.2f}"
+        )
+    first, last = min(counts), max(counts)
+    one = medians[("stagecraft", first)] / medians[("raw", first)]
+    print(f"stagecraft / raw on {first} host: {one:.2f} (target <= {TARGET_VS_RAW})")
+    if last != first:
+        ours = medians[("stagecraft", last)] / medians[("stagecraft", first)]
+        raw = medians[("raw", last)] / medians[("raw", first)]
+        print(
+            f"{last}/{first} hosts: stagecraft {ours:.2f}, raw {raw:.2f}, ratio {ours / raw:.2f}"
+            f" (target <= {TARGET_SCALING})"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--counts", default="1,4", help="host counts, e.g. 1,4")
+    parser.add_argument("--max-busy", type=float, default=0.3)
+    args = parser.parse_args(argv)
+    counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
+    if not counts or min(counts) < 1:
+        parser.error("--counts needs positive host counts, e.g. 1,4")
+    return run_bench(lambda: bench(args.runs, counts, args.max_busy))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
