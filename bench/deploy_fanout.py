@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 from collections.abc import Sequence
@@ -50,14 +51,14 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lock", ("lock taken",)),
     ("ship", ("images on host", "image ")),
     ("proxy", ("proxy ready", "routes of ")),
-    ("worker", ("worker] done",)),
-    ("web", ("web] done",)),
+    ("rollout", ("worker] done", "web] done")),
 )
 EXIT_PHASE = "record"
+SWITCHED = re.compile(r"switched in ([0-9.]+)s")
 LEGEND = (
     "lock: CLI start, config, SSH, lock; ship: build check, plan, image transfer;"
-    " proxy: release files,\nproxy, routes; worker, web: their rollout on every host"
-    " (in that order); record: ledger, unlock, prune"
+    " proxy: release files,\nproxy, routes; rollout: web and worker (at the same time) on every"
+    " host; record: ledger, unlock, prune"
 )
 
 
@@ -87,6 +88,11 @@ def phase_times(run: CliRun) -> dict[str, float]:
         previous = end
     spent[EXIT_PHASE] = run.seconds - previous
     return spent
+
+
+def switch_seconds(run: CliRun) -> list[float]:
+    """Each ``switched in N.NNNs`` the deploy printed (one per host and web service)."""
+    return [float(m.group(1)) for line in run.lines for m in [SWITCHED.search(line.text)] if m]
 
 
 def environments(fleet: Fleet, counts: Sequence[int], rounds: int) -> list[Environment]:
@@ -149,6 +155,14 @@ def print_summary(samples: Sequence[Sample], counts: Sequence[int], max_busy: fl
             f" ({minimums[high, kind] / minimums[low, kind]:.2f} of the minimums)"
             f" -- target <= {TARGET}: {verdict}",
             flush=True,
+        )
+    switches = sorted(t for s in samples for t in switch_seconds(s.cli))
+    if switches:
+        p99 = switches[min(len(switches) - 1, round(0.99 * (len(switches) - 1)))]
+        print(
+            f"switch confirmed through the proxy: {len(switches)} switches, median"
+            f" {statistics.median(switches) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms,"
+            f" max {switches[-1] * 1000:.0f} ms"
         )
     busy = sum(1 for s in samples if s.busy_before > max_busy)
     if busy:

@@ -12,6 +12,8 @@ clients answer until the command returns:
 
 - steady: no command, --steady-seconds of load (the baseline latency);
 - deploy: `stagecraft deploy --version v2` (web replaced side by side, switched);
+  the same deploy and rollback are timed once without load first, and the
+  under-load / without-load ratios printed;
 - rollback: `stagecraft rollback` (back to v1, the previous successful release).
 
 Two load kinds per host, at the same time: wrk with keep-alive connections
@@ -240,7 +242,14 @@ def bench(hosts: int, limits: Limits) -> None:
         for version in ("v1", "v2"):
             fleet.build(version)
         fleet.deploy(ENV, "v1")
-        print("v1 deployed (not measured); now the load alone, then v2 and a rollback under load")
+        settle(limits.max_busy)
+        idle_deploy = fleet.deploy(ENV, "v2").seconds
+        settle(limits.max_busy)
+        idle_rollback = fleet.rollback(ENV).seconds
+        print(
+            f"v1 deployed (not measured); without load: deploy v2 {idle_deploy:.1f} s, rollback"
+            f" {idle_rollback:.1f} s; now the load alone, then v2 and a rollback under load"
+        )
         phases: list[Phase] = []
         figures: list[Figures] = []
         commands: tuple[tuple[str, Callable[[], CliRun | None]], ...] = (
@@ -255,6 +264,11 @@ def bench(hosts: int, limits: Limits) -> None:
             phases.append(phase)
             figures += found
         print_table(phases, figures)
+        loaded = {phase.name: phase.seconds for phase in phases}
+        print(
+            f"under load / without: deploy {loaded['deploy'] / idle_deploy:.2f},"
+            f" rollback {loaded['rollback'] / idle_rollback:.2f} (target <= 2)"
+        )
 
 
 def steady(seconds: float) -> None:

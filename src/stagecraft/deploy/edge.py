@@ -162,10 +162,11 @@ def ensure_proxy(
 ) -> ProxyState:
     """Make the host's proxy run with these settings; idempotent.
 
-    Creates the ``stagecraft`` network, the state directory, the hosts file and
+    Creates the ``stagecraft`` network, the state directory, the slot files and
     the config (from the routes already on the host), and the container with
     ``--restart unless-stopped``. A running container with the same settings is
-    left alone (``created`` False); different settings replace it (a short gap).
+    left alone (``created`` False; its config is reloaded only when it changed);
+    different settings replace it (a short gap).
 
     Example::
 
@@ -179,8 +180,16 @@ def ensure_proxy(
     host.write_file(SETTINGS_FILE, settings.to_json(), mode=0o644)
     routes = _read_routes(host)
     host.run(["sh", "-c", edge_upstreams.update_script(PROXY_DIR, None, ports=_ports(routes))])
-    host.write_file(CONFIG_FILE, _render(settings, routes), mode=0o644)
+    config = _render(settings, routes)
+    previous = host.read_file(CONFIG_FILE)
+    if previous != config:
+        host.write_file(CONFIG_FILE, config, mode=0o644)
     current = _inspect(host)
+    if current is not None and current[1] and current[2] == settings.fingerprint():
+        if previous != config:
+            _wait_loaded(host, timeout)
+        log.event(logger, logging.INFO, "proxy ready", host=host.name, phase="edge")
+        return ProxyState(host.name, current[0], current[3], settings, False)
     created = False
     if current is None or current[2] != settings.fingerprint():
         _ensure_image(host, settings.image)  # before the running proxy is removed

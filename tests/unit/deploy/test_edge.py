@@ -156,6 +156,16 @@ def test_ensure_proxy_leaves_a_running_proxy_with_the_same_settings_alone() -> N
     host.assert_all_used()
 
 
+def test_ensure_proxy_reloads_a_running_proxy_only_when_its_config_changed() -> None:
+    host = _proxy_host(SETTINGS.fingerprint())
+    host.expect("docker network inspect stagecraft", times=None)
+    host.expect(re.compile(r"^mkdir -p /var/lib/stagecraft/proxy/data"), times=None)
+    host.expect(re.compile(r"^sh -c .*upstreams.lock"), times=None)
+    for _ in range(3):
+        edge.ensure_proxy(host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443)
+    assert sum("caddy reload" in c for c in host.commands) == 1  # the first run wrote it
+
+
 def test_ensure_proxy_replaces_a_proxy_with_other_settings() -> None:
     host = _proxy_host("0ld")
     host.expect("docker image inspect --format '{{.Id}}' caddy:2", stdout="sha256:c4ddy\n")
