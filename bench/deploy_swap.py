@@ -27,7 +27,7 @@ ratio next to the targets (stagecraft <= 1.3 x raw on one host and <= 0.7 x
 Kamal; stagecraft's 4/1 <= 1.1 x raw's 4/1, since the sandbox hosts share the
 machine's two cores).
 
-    .venv/bin/python bench/deploy_swap.py [--runs 5] [--counts 1,4]
+    .venv/bin/python bench/deploy_swap.py [--runs 5] [--counts 1,4] [--trace]
 
 Needs root (sandbox hosts). Bounded: about 10 s per run and N plus set-up
 (about 4 min with the defaults). Removes the sandbox and its images, also on
@@ -126,6 +126,7 @@ class Kamal:
                 f"    hosts: [{hosts}]\n"
                 "    proxy: false\n"
                 "    options:\n"
+                "      init: true\n"
                 f'      health-cmd: "{HEALTH}"\n'
                 "      health-interval: 1s\n"
                 "      health-timeout: 2s\n"
@@ -201,7 +202,7 @@ def raw_swap(fleet: Fleet, hosts: Sequence[SandboxHost], image: str) -> float:
     return seconds
 
 
-def bench(runs: int, counts: Sequence[int], max_busy: float) -> None:
+def bench(runs: int, counts: Sequence[int], max_busy: float, trace: bool) -> None:
     fleet = Fleet(max(counts), "sw", compose=COMPOSE, services=("web",), drain="30s")
     command = kamal_command()
     if command is None:
@@ -238,6 +239,9 @@ def bench(runs: int, counts: Sequence[int], max_busy: float) -> None:
                 settle(max_busy)
                 done = fleet.deploy(f"n{n}", version)
                 figures.setdefault(("stagecraft", n), []).append(done.seconds)
+                if trace:
+                    for each in done.lines:
+                        print(f"    {each.at:6.2f}  {each.text}")
                 settle(max_busy)
                 seconds = raw_swap(fleet, hosts[:n], image)
                 figures.setdefault(("raw", n), []).append(seconds)
@@ -278,11 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--counts", default="1,4", help="host counts, e.g. 1,4")
     parser.add_argument("--max-busy", type=float, default=0.3)
+    parser.add_argument("--trace", action="store_true", help="print each deploy's timed lines")
     args = parser.parse_args(argv)
     counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
     if not counts or min(counts) < 1:
         parser.error("--counts needs positive host counts, e.g. 1,4")
-    return run_bench(lambda: bench(args.runs, counts, args.max_busy))
+    return run_bench(lambda: bench(args.runs, counts, args.max_busy, args.trace))
 
 
 if __name__ == "__main__":

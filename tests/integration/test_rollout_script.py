@@ -76,7 +76,7 @@ def test_a_healthcheck_is_ready_when_docker_says_healthy(host: SSHHost) -> None:
     first = _start(host, "healthy")
     assert first.ready and first.problem is None and len(first.new) == 1, first
     assert first.addresses[first.new[0]].count(".") == 3
-    second = _start(host, "healthy", scale=2, side_by_side=True)
+    second = _start(host, "healthy", add=1, side_by_side=True)
     assert second.ready and second.old == first.new and len(second.new) == 1
     assert second.new != first.new and set(second.addresses) == {*first.new, *second.new}
 
@@ -98,7 +98,7 @@ def test_an_http_check_is_probed_until_it_answers(host: SSHHost) -> None:
     ok = _start(host, "http", http_check=HttpCheck("/index.html", 80, 1.0, 2.0))
     assert ok.ready, ok
     nope = HttpCheck("/nope", 80, 0.5, 1.0)
-    missing = _start(host, "http", http_check=nope, timeout=2, scale=2, side_by_side=True)
+    missing = _start(host, "http", http_check=nope, timeout=2, add=1, side_by_side=True)
     assert missing.problem == "HTTP GET /nope on port 80 did not answer 2xx after 2s"
 
 

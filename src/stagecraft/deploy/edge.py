@@ -41,6 +41,7 @@ Example (what the rollout does on each host)::
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
@@ -175,6 +176,11 @@ def ensure_proxy(
     settings = ProxySettings(
         image, check_tls(tls_mode), email, http_port, https_port, upstream_refresh
     )
+    snap = _snapshot(host)
+    if snap.unchanged(settings):  # the usual deploy: one round trip
+        assert snap.proxy is not None
+        log.event(logger, logging.INFO, "proxy ready", host=host.name, phase="edge")
+        return ProxyState(host.name, snap.proxy[0], snap.proxy[3], settings, False)
     _ensure_network(host)
     host.run(["mkdir", "-p", f"{PROXY_DIR}/data", f"{PROXY_DIR}/config"])
     host.write_file(SETTINGS_FILE, settings.to_json(), mode=0o644)
@@ -223,8 +229,18 @@ def apply_routes(
 
         apply_routes(host, "shop", "prod", [Route("shop.com", "web.prod.shop.internal", 80)])
     """
-    settings = read_settings(host)
     app = f"{project}/{env}"
+    snap = _snapshot(host)
+    if snap.settings is not None and snap.config is not None:
+        # This app's routes are there already (another app's change cannot remove
+        # them): nothing to write, no lock needed.
+        table = routes_from_json(snap.routes or b"{}")
+        if table.get(app, []) == sorted(routes) and (routes or app not in table):
+            current = ProxySettings.from_json(snap.settings)
+            all_routes = [r for key in sorted(table) for r in table[key]]
+            if _render(current, all_routes) == snap.config:
+                return RoutesResult(host.name, False, tuple(all_routes))
+    settings = read_settings(host)
     with _remote_lock(host, f"{PROXY_DIR}/routes.lock", timeout):
         table = _read_route_table(host)
         merged = {**table, app: sorted(routes)}
@@ -497,6 +513,68 @@ def _wait_loaded(host: SSHHost, timeout: float) -> None:
                     hint=f"see `docker logs {PROXY_CONTAINER}` on the host: {logs.strip()[-200:]}",
                 ) from None
         time.sleep(0.3)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The proxy's files and container as read in one round trip (None: missing)."""
+
+    settings: bytes | None
+    routes: bytes | None
+    config: bytes | None
+    network: bool
+    proxy: tuple[str, bool, str, str] | None
+
+    def unchanged(self, settings: ProxySettings) -> bool:
+        """Whether ``ensure_proxy(settings)`` has nothing to do: running, same files."""
+        if not self.network or self.proxy is None or self.settings != settings.to_json():
+            return False
+        _, running, fingerprint, address = self.proxy
+        if not running or fingerprint != settings.fingerprint() or not address:
+            return False
+        table = routes_from_json(self.routes or b"{}")
+        return self.config == _render(settings, [r for key in sorted(table) for r in table[key]])
+
+
+_SNAPSHOT_FILES = ("settings.json", "routes.json", "caddy.json")
+
+
+def _snapshot(host: SSHHost) -> _Snapshot:
+    """Read the proxy's settings, routes, config, network and container at once."""
+    fmt = (
+        "{{.Id}} {{.State.Running}} "
+        f'{{{{index .Config.Labels "{SETTINGS_LABEL}"}}}} '
+        f'{{{{with index .NetworkSettings.Networks "{NETWORK}"}}}}{{{{.IPAddress}}}}{{{{end}}}}'
+    )
+    script = (
+        f"d={shlex.quote(PROXY_DIR)}; "
+        f"for f in {' '.join(_SNAPSHOT_FILES)}; do printf 'F %s ' \"$f\"; "
+        'if [ -f "$d/$f" ]; then base64 < "$d/$f" | tr -d "\n"; else printf -; fi; echo; done; '
+        f"docker network inspect {NETWORK} >/dev/null 2>&1 && echo 'N yes'; "
+        f"printf 'P '; docker inspect --format {shlex.quote(fmt)} {PROXY_CONTAINER} 2>/dev/null "
+        "|| echo"
+    )
+    result = host.run(["sh", "-c", script], check=False)
+    files: dict[str, bytes | None] = {}
+    network, proxy = False, None
+    for line in result.stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "F":
+            name, _, data = rest.partition(" ")
+            files[name] = None if data.strip() in ("", "-") else base64.b64decode(data.strip())
+        elif kind == "N":
+            network = True
+        elif kind == "P" and rest.strip():
+            fields = rest.split()
+            fields += [""] * (4 - len(fields))
+            proxy = (fields[0], fields[1] == "true", fields[2], fields[3])
+    return _Snapshot(
+        files.get("settings.json"),
+        files.get("routes.json"),
+        files.get("caddy.json"),
+        network,
+        proxy,
+    )
 
 
 def _ports(routes: Sequence[Route]) -> dict[str, list[int]]:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from stagecraft import log
 from stagecraft.deploy import edge
@@ -237,15 +237,13 @@ def _start(
         project_name=ctx.rendered.project_name,
         release_dir=ctx.release_dir,
         service=service,
-        scale=None,
+        add=settings.replicas if side_by_side else None,
         side_by_side=side_by_side,
         timeout=ctx.health_timeout,
         http_check=settings.http_check,
         ready_after=settings.ready_after,
         network=edge.NETWORK,
     )
-    if side_by_side:
-        spec = replace(spec, scale=_running(ctx, service) + settings.replicas)
 
     def on_line(stream: str, line: str) -> None:
         if stream == "stdout":
@@ -265,11 +263,6 @@ def _start(
     if result.problem is None and not result.ready:
         result.problem = "the start script ended without a result"
     return result
-
-
-def _running(ctx: HostContext, service: str) -> int:
-    """How many containers of ``service`` run now (the scale to add the new ones to)."""
-    return len(_service_ids(ctx, service, running_only=True))
 
 
 def _switch(ctx: HostContext, service: str, started: StartResult, ids: Sequence[str]) -> None:

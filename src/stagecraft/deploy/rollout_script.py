@@ -24,7 +24,7 @@ Ready means (issue 15, "readiness from events"):
 
 Example::
 
-    script = start_script(StartSpec("fleet-prod", "/var/lib/.../r1", "web", scale=2,
+    script = start_script(StartSpec("fleet-prod", "/var/lib/.../r1", "web", add=1,
                                     side_by_side=True, timeout=60, http_check=None,
                                     ready_after=3.0, network="stagecraft"))
     result = parse_start(host.run(["sh", "-c", script], check=False).stdout)
@@ -48,7 +48,8 @@ class StartSpec:
     project_name: str
     release_dir: str
     service: str
-    scale: int | None
+    add: int | None
+    """Side by side: new containers to start next to the running ones (None: plain ``up``)."""
     side_by_side: bool
     timeout: float
     http_check: HttpCheck | None
@@ -102,8 +103,8 @@ def start_script(spec: StartSpec) -> str:
         f"--filter label=com.docker.compose.service={q(spec.service)}"
     )
     up = "up -d --no-deps"
-    if spec.scale is not None:
-        up += f" --no-recreate --scale {q(f'{spec.service}={spec.scale}')}"
+    if spec.add is not None:
+        up += f' --no-recreate --scale "{spec.service}=$scale"'
     timeout = max(1, round(spec.timeout))
     lines = [
         "set -u",
@@ -111,6 +112,7 @@ def start_script(spec: StartSpec) -> str:
         "since=$(( $(date +%s) - 1 ))",
         f"old=$(docker ps -q --no-trunc {filters})",
         'echo "@old" $old',
+        f"scale=$(( $(echo $old | wc -w) + {int(spec.add or 0)} ))",
         # new: every container of the service (all states) that is not an old one
         "others() { for i in $(docker ps -aq --no-trunc " + filters + "); do "
         'case " $old " in *" $i "*) ;; *) printf "%s " "$i" ;; esac; done; }',

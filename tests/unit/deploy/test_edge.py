@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import re
 import subprocess
@@ -130,8 +132,12 @@ def test_settings_and_route_table_round_trip() -> None:
         routes_from_json(b"[1]")
 
 
+SNAPSHOT = re.compile(r"^sh -c 'd=/var/lib/stagecraft/proxy; for f in")
+
+
 def _proxy_host(label: str, *, running: bool = True) -> FakeSSHHost:
     host = FakeSSHHost("web-1")
+    host.expect(SNAPSHOT, times=None)  # nothing read in one go: the step-by-step path
     host.expect("docker network inspect stagecraft")
     host.expect(re.compile(r"^mkdir -p /var/lib/stagecraft/proxy/data"))
     host.expect(re.compile(r"^sh -c .*flock"))
@@ -164,6 +170,43 @@ def test_ensure_proxy_reloads_a_running_proxy_only_when_its_config_changed() -> 
     for _ in range(3):
         edge.ensure_proxy(host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443)
     assert sum("caddy reload" in c for c in host.commands) == 1  # the first run wrote it
+
+
+def _snapshot_text(routes: list[Route], *, running: bool = True) -> str:
+    table = routes_to_json({"shop/prod": routes})
+    config = edge._render(SETTINGS, routes)
+    files = {"settings.json": SETTINGS.to_json(), "routes.json": table, "caddy.json": config}
+    lines = [f"F {name} {base64.b64encode(data).decode()}" for name, data in files.items()]
+    state = "true" if running else "false"
+    return "\n".join([*lines, "N yes", f"P abc123 {state} {SETTINGS.fingerprint()} 172.20.0.2"])
+
+
+def test_an_unchanged_proxy_and_routes_cost_one_round_trip_each() -> None:
+    host = FakeSSHHost("web-1")
+    host.expect(SNAPSHOT, stdout=_snapshot_text([WEB]), times=2)
+    state = edge.ensure_proxy(
+        host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443
+    )
+    assert state == edge.ProxyState("web-1", "abc123", "172.20.0.2", SETTINGS, created=False)
+    assert not edge.apply_routes(host, "shop", "prod", [WEB]).changed
+    assert len(host.commands) == 2  # no lock, no write, no reload
+    host.assert_all_used()
+
+
+def test_a_stopped_proxy_or_new_routes_take_the_full_path() -> None:
+    stopped = FakeSSHHost("web-1", strict=False)
+    stopped.expect(SNAPSHOT, stdout=_snapshot_text([WEB], running=False))
+    with contextlib.suppress(Exception):
+        edge.ensure_proxy(
+            stopped, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443
+        )
+    assert len(stopped.commands) > 1
+    moved = FakeSSHHost("web-1", strict=False)
+    moved.expect(SNAPSHOT, stdout=_snapshot_text([WEB]))
+    moved.files[edge.SETTINGS_FILE] = (SETTINGS.to_json(), 0o644)
+    with contextlib.suppress(Exception):
+        edge.apply_routes(moved, "shop", "prod", [WEB, API])
+    assert any("routes.lock" in c for c in moved.commands)
 
 
 def test_ensure_proxy_replaces_a_proxy_with_other_settings() -> None:
@@ -214,6 +257,7 @@ def test_ensure_proxy_starts_a_stopped_proxy() -> None:
 
 def _routes_host() -> FakeSSHHost:
     host = FakeSSHHost("web-1")
+    host.expect(SNAPSHOT, times=None)
     host.files[edge.SETTINGS_FILE] = (SETTINGS.to_json(), 0o644)
     host.expect(re.compile(r"^sh -c .*mkdir \"\$p\""), times=None)
     host.expect(re.compile(r"^sh -c .*upstreams.lock"), times=None)
@@ -260,7 +304,7 @@ def test_apply_routes_rolls_back_a_config_caddy_rejects() -> None:
 
 def test_apply_routes_needs_a_set_up_proxy() -> None:
     with pytest.raises(edge.EdgeError, match="not set up"):
-        edge.apply_routes(FakeSSHHost("web-1"), "shop", "prod", [WEB])
+        edge.apply_routes(FakeSSHHost("web-1", strict=False), "shop", "prod", [WEB])
 
 
 def test_switch_writes_the_addresses_without_touching_the_config() -> None:

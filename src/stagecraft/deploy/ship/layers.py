@@ -36,14 +36,18 @@ logger = logging.getLogger(__name__)
 CONTAINERD_STORE = "io.containerd.snapshotter"
 
 _STATE_SCRIPT = r"""
-v=$(docker version --format '{{.Server.Version}}') || exit 5
-printf 'V %s\n' "$v"
-printf 'A %s\n' "$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}')"
-printf 'D %s\n' "$(docker info --format '{{.Driver}} {{json .DriverStatus}}' 2>/dev/null)"
-for t in "$@"; do
-  cur=$(docker image inspect --format '{{.Id}}' "$t" 2>/dev/null) || cur=-
-  printf 'T %s %s\n' "$t" "$cur"
+v=$(docker version --format '{{.Server.Version}} {{.Server.Os}}/{{.Server.Arch}}') || exit 5
+printf 'V %s\n' "${v% *}"
+printf 'A %s\n' "${v##* }"
+all=yes
+while [ "$#" -gt 1 ]; do
+  cur=$(docker image inspect --format '{{.Id}}' "$1" 2>/dev/null) || cur=-
+  printf 'T %s %s\n' "$1" "$cur"
+  [ "$cur" = "$2" ] || all=no
+  shift 2
 done
+[ "$all" = yes ] && exit 0
+printf 'D %s\n' "$(docker info --format '{{.Driver}} {{json .DriverStatus}}' 2>/dev/null)"
 docker image ls -aq --no-trunc | sort -u | xargs -r docker image inspect \
   --format 'L {{.Id}} {{range .RootFS.Layers}}{{.}} {{end}}'
 """
@@ -120,9 +124,14 @@ def local_images(tags: Sequence[str]) -> dict[str, LocalImage]:
     return images
 
 
-def host_images(host: SSHHost, tags: Sequence[str]) -> HostImages:
-    """What ``host`` has (one round trip; see the module docstring)."""
-    result = host.run(["sh", "-c", _STATE_SCRIPT, "sh", *tags])
+def host_images(host: SSHHost, wanted: Mapping[str, str]) -> HostImages:
+    """What ``host`` has of ``wanted`` (tag -> image ID), in one round trip.
+
+    When every tag already names its wanted image, the host's image store (its
+    layers, driver) is not listed: there is nothing to send.
+    """
+    pairs = [part for tag, image_id in wanted.items() for part in (tag, image_id)]
+    result = host.run(["sh", "-c", _STATE_SCRIPT, "sh", *pairs])
     return parse_host_images(result.stdout)
 
 
@@ -200,7 +209,7 @@ def needs(
 
     def one(want: tuple[SSHHost, Mapping[str, LocalImage]]) -> Need:
         host, local = want
-        found = need(host, local, host_images(host, list(local)))
+        found = need(host, local, host_images(host, {t: i.id for t, i in local.items()}))
         for name in found.tag:
             host.docker("tag", local[name].id, name)
         return found
