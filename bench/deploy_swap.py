@@ -262,12 +262,19 @@ def report(figures: dict[tuple[str, int], list[float]], counts: Sequence[int]) -
     print("\nmedians (s):")
     for n in counts:
         ours, raw = medians[("stagecraft", n)], medians[("raw", n)]
-        print(
+        line = (
             f"  {n} host(s): stagecraft {ours:.2f}  raw {raw:.2f}  stagecraft/raw {ours / raw:.2f}"
         )
+        if ("kamal", n) in medians:
+            theirs = medians[("kamal", n)]
+            line += f"  kamal {theirs:.2f}  stagecraft/kamal {ours / theirs:.2f}"
+        print(line)
     first, last = min(counts), max(counts)
     one = medians[("stagecraft", first)] / medians[("raw", first)]
     print(f"stagecraft / raw on {first} host: {one:.2f} (target <= {TARGET_VS_RAW})")
+    if ("kamal", first) in medians:
+        worst = max(medians[("stagecraft", n)] / medians[("kamal", n)] for n in counts)
+        print(f"stagecraft / kamal, the worst N: {worst:.2f} (target <= {TARGET_VS_KAMAL})")
     if last != first:
         ours = medians[("stagecraft", last)] / medians[("stagecraft", first)]
         raw = medians[("raw", last)] / medians[("raw", first)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -35,6 +37,9 @@ def _services(image: str) -> dict[str, Any]:
         "crashing": {**base, "command": ["sh", "-c", "sleep 0.5; exit 3"]},
         "plain": {**base, "command": ["sleep", "300"]},
         "http": {**base, "command": ["sh", "-c", serve]},
+        # on the project's default network, which the first `compose up` creates
+        "alone-a": {"image": image, "init": True, "command": ["sleep", "300"]},
+        "alone-b": {"image": image, "init": True, "command": ["sleep", "300"]},
     }  # fmt: skip
 
 
@@ -100,6 +105,26 @@ def test_an_http_check_is_probed_until_it_answers(host: SSHHost) -> None:
     nope = HttpCheck("/nope", 80, 0.5, 1.0)
     missing = _start(host, "http", http_check=nope, timeout=2, add=1, side_by_side=True)
     assert missing.problem == "HTTP GET /nope on port 80 did not answer 2xx after 2s"
+
+
+def test_two_services_of_a_new_project_start_at_the_same_time(host: SSHHost) -> None:
+    """Both `compose up` would create the project's network; the lock makes it one."""
+    project = f"rs-fresh-{int(time.time() * 1000)}"
+    results: dict[str, StartResult] = {}
+
+    def start(service: str) -> None:
+        spec = StartSpec(project, RELEASE, service, None, False, 20, None, 0.5, edge.NETWORK)
+        done = host.run(["sh", "-c", start_script(spec)], check=False)
+        results[service] = parse_start(done.stdout)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in ("alone-a", "alone-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(r.ready for r in results.values()), results
+    networks = host.docker("network", "ls", "-q", "--filter", f"name={project}_default").stdout
+    assert len(networks.split()) == 1
 
 
 def test_a_compose_error_is_reported_as_an_error(host: SSHHost) -> None:

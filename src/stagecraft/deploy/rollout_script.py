@@ -32,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from dataclasses import dataclass, field
 
@@ -120,7 +121,10 @@ def start_script(spec: StartSpec) -> str:
     if spec.side_by_side:
         lines.append('stale=$(others); [ -z "$stale" ] || docker rm -f $stale >/dev/null')
     lines += [
-        f"out=$(docker compose -p {q(spec.project_name)} {up} {q(spec.service)} 2>&1) || "
+        # One `compose up` at a time per app and host: two at once would each create the
+        # project's network (Docker then holds two of that name and refuses both).
+        f"out=$(flock {q(compose_lock(spec.release_dir))} "
+        f"docker compose -p {q(spec.project_name)} {up} {q(spec.service)} 2>&1) || "
         '{ echo "@error docker compose up failed: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; '
         "exit 1; }",
         "new=$(others)",
@@ -137,6 +141,15 @@ def start_script(spec: StartSpec) -> str:
         'echo "@failed $why"; exit 1',
     ]
     return "\n".join(lines) + "\n"
+
+
+def compose_lock(release_dir: str) -> str:
+    """The lock file ``compose up`` runs under: in the app's directory, beside ``releases/``.
+
+    >>> compose_lock("/var/lib/stagecraft/apps/shop/prod/releases/r1")
+    '/var/lib/stagecraft/apps/shop/prod/compose.lock'
+    """
+    return posixpath.join(posixpath.dirname(posixpath.dirname(release_dir)), "compose.lock")
 
 
 def _wait(spec: StartSpec) -> str:
