@@ -64,12 +64,24 @@ def start_upstream(host: SSHHost, image: str, name: str, body: str) -> str:
 
 
 def reload_with_static(host: SSHHost, settings: edge.ProxySettings, address: str) -> None:
-    """Load a config whose reload.test route dials ``address`` statically (POST /load)."""
+    """Load a config whose reload.test route dials ``address`` statically (POST /load).
+
+    Its alias.test route resolves ALIAS_NAME through Docker's DNS every second
+    (``dynamic_upstreams``), as the proxy did before slot files.
+    """
     config = render_proxy_config(settings, ROUTES, admin=edge.ADMIN, slot_dir=edge.SLOT_DIR)
     for route in config["apps"]["http"]["servers"]["stagecraft"]["routes"]:
+        handler = route["handle"][0]
         if route.get("match") == [{"host": ["reload.test"]}]:
-            handler = route["handle"][0]
             handler["upstreams"] = [{"dial": f"{address}:80"}]
+        if route.get("match") == [{"host": ["alias.test"]}]:
+            handler.pop("upstreams")
+            handler["dynamic_upstreams"] = {
+                "source": "a",
+                "name": ALIAS_NAME,
+                "port": "80",
+                "refresh": "1s",
+            }
     host.write_file(f"{edge.PROXY_DIR}/bench.json", json.dumps(config).encode(), mode=0o644)
     host.docker(
         "exec",
@@ -175,6 +187,7 @@ def run_bench(sandbox: object, seconds: float, switches: int) -> int:
         reload_with_static(host, state.settings, addresses[0])
 
     def alias_setup() -> None:
+        reload_with_static(host, state.settings, addresses[0])
         host.docker("network", "disconnect", edge.NETWORK, "zd-v1")
         host.docker("network", "connect", "--alias", ALIAS_NAME, edge.NETWORK, "zd-v1")
 
