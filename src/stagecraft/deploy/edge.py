@@ -353,7 +353,7 @@ def wait_switched(
 
 def drain(
     host: SSHHost,
-    proxy: ProxyState,
+    proxy: ProxyState | None,
     addresses: Sequence[str],
     *,
     timeout: float,
@@ -370,7 +370,8 @@ def drain(
         return 0.0
     wanted = set(addresses)
     deadline = started + timeout
-    with host.forward(proxy.address, PROBE_PORT) as port:
+    state = proxy or proxy_state(host)
+    with host.forward(state.address, PROBE_PORT) as port:
         while True:
             busy = _in_flight(port, wanted)
             if busy == 0:
@@ -467,19 +468,25 @@ def _ensure_network(host: SSHHost) -> None:
         raise EdgeError(host.name, f"cannot create the docker network {NETWORK}: {created.output}")
 
 
+_INSPECT_FORMAT = (
+    "{{.Id}} {{.State.Running}} "
+    f'{{{{index .Config.Labels "{SETTINGS_LABEL}"}}}} '
+    f'{{{{with index .NetworkSettings.Networks "{NETWORK}"}}}}{{{{.IPAddress}}}}{{{{end}}}}'
+)
+
+
 def _inspect(host: SSHHost) -> tuple[str, bool, str, str] | None:
     """(id, running, settings label, address) of the proxy container, or None."""
-    fmt = (
-        "{{.Id}} {{.State.Running}} "
-        f'{{{{index .Config.Labels "{SETTINGS_LABEL}"}}}} '
-        f'{{{{with index .NetworkSettings.Networks "{NETWORK}"}}}}{{{{.IPAddress}}}}{{{{end}}}}'
-    )
-    result = host.docker("inspect", "--format", fmt, PROXY_CONTAINER, check=False)
+    result = host.docker("inspect", "--format", _INSPECT_FORMAT, PROXY_CONTAINER, check=False)
     if result.returncode != 0:
         return None
-    fields = result.stdout.split()
-    while len(fields) < 4:
-        fields.append("")
+    return _parse_inspect(result.stdout)
+
+
+def _parse_inspect(line: str) -> tuple[str, bool, str, str]:
+    """The fields of one ``_INSPECT_FORMAT`` line (missing ones empty)."""
+    fields = line.split()
+    fields += [""] * (4 - len(fields))
     return fields[0], fields[1] == "true", fields[2], fields[3]
 
 
@@ -541,18 +548,13 @@ _SNAPSHOT_FILES = ("settings.json", "routes.json", "caddy.json")
 
 def _snapshot(host: SSHHost) -> _Snapshot:
     """Read the proxy's settings, routes, config, network and container at once."""
-    fmt = (
-        "{{.Id}} {{.State.Running}} "
-        f'{{{{index .Config.Labels "{SETTINGS_LABEL}"}}}} '
-        f'{{{{with index .NetworkSettings.Networks "{NETWORK}"}}}}{{{{.IPAddress}}}}{{{{end}}}}'
-    )
     script = (
         f"d={shlex.quote(PROXY_DIR)}; "
         f"for f in {' '.join(_SNAPSHOT_FILES)}; do printf 'F %s ' \"$f\"; "
         'if [ -f "$d/$f" ]; then base64 < "$d/$f" | tr -d "\n"; else printf -; fi; echo; done; '
         f"docker network inspect {NETWORK} >/dev/null 2>&1 && echo 'N yes'; "
-        f"printf 'P '; docker inspect --format {shlex.quote(fmt)} {PROXY_CONTAINER} 2>/dev/null "
-        "|| echo"
+        f"printf 'P '; docker inspect --format {shlex.quote(_INSPECT_FORMAT)} "
+        f"{PROXY_CONTAINER} 2>/dev/null || echo"
     )
     result = host.run(["sh", "-c", script], check=False)
     files: dict[str, bytes | None] = {}
@@ -565,9 +567,7 @@ def _snapshot(host: SSHHost) -> _Snapshot:
         elif kind == "N":
             network = True
         elif kind == "P" and rest.strip():
-            fields = rest.split()
-            fields += [""] * (4 - len(fields))
-            proxy = (fields[0], fields[1] == "true", fields[2], fields[3])
+            proxy = _parse_inspect(rest)
     return _Snapshot(
         files.get("settings.json"),
         files.get("routes.json"),

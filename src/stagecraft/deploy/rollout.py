@@ -187,7 +187,7 @@ def run_step(ctx: HostContext, step: Step) -> None:
         started = _start(ctx, step.service, settings, side_by_side=False)
         _ready_or_fail(ctx, step.service, started, remove_on_failure=step.strategy == "start")
         if step.kind == "web":
-            _switch(ctx, step.service, started, started.new)
+            _switch(ctx, step.service, started)
         ctx.say(step.service, "done")
         return
     _side_by_side(ctx, step.service, step.kind, settings)
@@ -202,12 +202,11 @@ def _side_by_side(ctx: HostContext, service: str, kind: str, settings: ServiceSe
         started = _start(ctx, service, settings, side_by_side=True, into=started)
         _ready_or_fail(ctx, service, started, remove_on_failure=False)
         if kind == "web":
-            _switch(ctx, service, started, started.new)
+            _switch(ctx, service, started)
             switched = True
             old = [started.addresses[i] for i in started.old if i in started.addresses]
             if settings.drain > 0 and old and ctx.upstreams.get(service) is not None:
-                proxy = ctx.proxy or edge.proxy_state(ctx.host)
-                waited = edge.drain(ctx.host, proxy, old, timeout=settings.drain)
+                waited = edge.drain(ctx.host, ctx.proxy, old, timeout=settings.drain)
                 ctx.say(service, f"drained in {waited:.2f}s (no request left on the old ones)")
     except BaseException:
         if started.new and not switched:
@@ -265,12 +264,12 @@ def _start(
     return result
 
 
-def _switch(ctx: HostContext, service: str, started: StartResult, ids: Sequence[str]) -> None:
-    """Point the service's upstream name at ``ids``' addresses; returns once routed there."""
+def _switch(ctx: HostContext, service: str, started: StartResult) -> None:
+    """Point the service's upstream name at the new containers; returns once routed there."""
     name = ctx.upstreams.get(service)
     if name is None:
         return  # a web service without a route on this host: nothing to switch
-    found = [started.addresses[i] for i in ids if started.addresses.get(i)]
+    found = [started.addresses[i] for i in started.new if started.addresses.get(i)]
     ctx.say(service, f"switching {name} to {', '.join(found)}")
     result = edge.switch(ctx.host, name, found, proxy=ctx.proxy, timeout=60.0)
     ctx.say(service, f"switched in {result.seconds:.3f}s")
@@ -281,20 +280,6 @@ def _stop_and_remove(ctx: HostContext, ids: Sequence[str], grace: float) -> None
     if not ids:
         return
     ctx.host.run(["sh", "-c", stop_script(list(ids), grace)], timeout=grace + 60)
-
-
-def _service_ids(ctx: HostContext, service: str, *, running_only: bool) -> list[str]:
-    """Container ids of ``service`` in this host's compose project."""
-    args = ["ps", "-q", "--no-trunc"]
-    if not running_only:
-        args.append("-a")
-    args += [
-        "--filter",
-        f"label=com.docker.compose.project={ctx.rendered.project_name}",
-        "--filter",
-        f"label=com.docker.compose.service={service}",
-    ]
-    return sorted(ctx.host.docker(*args).stdout.split())
 
 
 def _labelled(ctx: HostContext, service: str) -> list[str]:
