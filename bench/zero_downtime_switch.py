@@ -33,9 +33,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stagecraft.deploy import edge
-from stagecraft.deploy.edge_config import render_proxy_config
 from stagecraft.localhosts.sandbox import ssh_options_for
+from stagecraft.providers.builtin.proxy_caddy import host as edge
+from stagecraft.providers.builtin.proxy_caddy.settings import render_proxy_config
 from stagecraft.providers.proxy import Route
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
@@ -167,6 +167,7 @@ def run_bench(sandbox: object, seconds: float, switches: int) -> int:
     busybox = images.ensure_busybox_image(target.docker_host)
     caddy = images.ensure_caddy_image(target.docker_host)
     state = edge.ensure_proxy(host, image=caddy, tls_mode="off", http_port=PORT, https_port=18443)
+    settings = edge.read_settings(host)
     edge.apply_routes(host, "zd", "bench", ROUTES)
     v1 = start_upstream(host, busybox, "zd-v1", "v1")
     v2 = start_upstream(host, busybox, "zd-v2", "v2")
@@ -184,10 +185,10 @@ def run_bench(sandbox: object, seconds: float, switches: int) -> int:
         edge.switch(host, SLOTS_NAME, [addresses[0]], proxy=state)
 
     def reload_setup() -> None:
-        reload_with_static(host, state.settings, addresses[0])
+        reload_with_static(host, settings, addresses[0])
 
     def alias_setup() -> None:
-        reload_with_static(host, state.settings, addresses[0])
+        reload_with_static(host, settings, addresses[0])
         host.docker("network", "disconnect", edge.NETWORK, "zd-v1")
         host.docker("network", "connect", "--alias", ALIAS_NAME, edge.NETWORK, "zd-v1")
 
@@ -198,7 +199,7 @@ def run_bench(sandbox: object, seconds: float, switches: int) -> int:
         host.docker("network", "disconnect", edge.NETWORK, old)
 
     def reload_switch(i: int) -> None:
-        reload_with_static(host, state.settings, addresses[(i + 1) % 2])
+        reload_with_static(host, settings, addresses[(i + 1) % 2])
 
     results = []
     for label, route_host, setup, fn in (

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from stagecraft.deploy import edge
 from stagecraft.localhosts.sandbox import Sandbox
-from stagecraft.providers.proxy import Route
+from stagecraft.providers.builtin.proxy_caddy import host as edge
+from stagecraft.providers.proxy import Route, upstream_name
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
 from stagecraft.testing.load import NewConnectionLoad, WrkLoad
 
 PORT = 18080
-WEB = edge.upstream_name("shop", "prod", "web")
-BLOG = edge.upstream_name("blog", "prod", "web")
+WEB = upstream_name("shop", "prod", "web")
+BLOG = upstream_name("blog", "prod", "web")
 
 
 def _upstream(host: SSHHost, image: str, name: str, body: str) -> str:

@@ -2,7 +2,7 @@
 
 Each test gets a fresh one-host sandbox (its own dockerd and sshd, torn down
 after the test), the test Caddy image copied onto it, the proxy started by
-:func:`stagecraft.deploy.edge.ensure_proxy` on the default ports 80/443, and one
+``proxy_caddy.host.ensure_proxy`` on the default ports 80/443, and one
 route, ``app.tls.test``, to a busybox ``httpd`` upstream on the ``stagecraft``
 network (switched to it like a deploy does). Requests go from this process
 straight to the host's address, with the route's hostname as ``Host`` and as
@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from stagecraft.deploy import edge
 from stagecraft.localhosts.sandbox import Sandbox
-from stagecraft.providers.proxy import Route, TlsMode
+from stagecraft.providers.builtin.proxy_caddy import host as edge
+from stagecraft.providers.proxy import Route, TlsMode, upstream_name
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images
 
@@ -72,7 +72,7 @@ class EdgeHost:
                          self.busybox, "sh", "-c", script)  # fmt: skip
         fmt = f'{{{{(index .NetworkSettings.Networks "{edge.NETWORK}").IPAddress}}}}'
         address = self.host.docker("inspect", "--format", fmt, container).stdout.strip()
-        name = edge.upstream_name(PROJECT, ENV, "web")
+        name = upstream_name(PROJECT, ENV, "web")
         edge.apply_routes(self.host, PROJECT, ENV, [Route(HOSTNAME, name, 80)])
         edge.switch(self.host, name, [address], proxy=state)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
@@ -35,65 +34,17 @@ from stagecraft.config.network_state import (
     read_network_state,
     write_network_state,
 )
-from stagecraft.deploy import edge, host_setup
+from stagecraft.deploy import host_setup
+from stagecraft.deploy.edge import Edge, edge_for
 from stagecraft.deploy.mesh import AuthKey, MeshJoin, join_host, network_provider
 from stagecraft.deploy.state_layout import app_dir, environment_hosts
 from stagecraft.errors import HostError
 from stagecraft.providers.network import NetworkProvider
-from stagecraft.providers.proxy import TlsMode
 from stagecraft.providers.secrets import SecretsError, SecretValue
 from stagecraft.runtime.fanout import GroupResult, fan_out
 from stagecraft.runtime.ssh import SSHHost, SSHOptions
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ProxyOptions:
-    """How the edge proxy runs on every host of an environment."""
-
-    image: str = "caddy:2"
-    tls_mode: TlsMode = "acme"
-    email: str | None = None
-    http_port: int = 80
-    https_port: int = 443
-    upstream_refresh: float = 1.0
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`stagecraft.deploy.edge.ensure_proxy`."""
-        return {
-            "image": self.image,
-            "tls_mode": self.tls_mode,
-            "email": self.email,
-            "http_port": self.http_port,
-            "https_port": self.https_port,
-            "upstream_refresh": self.upstream_refresh,
-        }
-
-
-def proxy_options(loaded: LoadedConfig, env: str) -> ProxyOptions:
-    """The proxy settings for ``env``: the caddy provider's block plus the env's ``tls``."""
-    environment = loaded.environment(env)
-    selection = loaded.config.proxy
-    block = selection.block() if selection is not None else {}
-    provider_id = selection.provider if selection is not None else "caddy"
-    if provider_id != "caddy":
-        raise HostError(
-            "proxy",
-            f"proxy provider {provider_id!r} cannot be run on hosts by this version",
-            hint="use `proxy: {provider: caddy}`",
-        )
-    from stagecraft.providers.builtin.proxy_caddy import CaddyConfig
-
-    caddy = CaddyConfig.model_validate(block)
-    return ProxyOptions(
-        image=caddy.image,
-        tls_mode=environment.tls,
-        email=caddy.email,
-        http_port=caddy.http_port,
-        https_port=caddy.https_port,
-        upstream_refresh=caddy.upstream_refresh,
-    )
 
 
 @dataclass(frozen=True)
@@ -125,7 +76,7 @@ def bootstrap_host(
     host: SSHHost,
     project: str,
     env: str,
-    proxy: ProxyOptions,
+    proxy: Edge,
     notes: tuple[str, ...] = (),
     *,
     mesh: Mesh | None = None,
@@ -153,7 +104,7 @@ def bootstrap_host(
             "and make sure the SSH user may run `docker`",
         )
     host.run(["mkdir", "-p", f"{app_dir(project, env)}/releases"])
-    state = edge.ensure_proxy(host, **proxy.kwargs())
+    state = proxy.on(host).ensure()
     joined = mesh.join(host) if mesh is not None else None
     handed = host_setup.hand_over_state(host, setup) if setup is not None else None
     changes += [handed] if handed else []
@@ -178,14 +129,14 @@ def bootstrap_host(
 
 
 def prepare(
-    host: SSHHost, env: str, setup: BootstrapConfig, proxy: ProxyOptions, mesh: Mesh | None
+    host: SSHHost, env: str, setup: BootstrapConfig, proxy: Edge, mesh: Mesh | None
 ) -> host_setup.SetupReport:
     """Install Docker, the deploy user and the firewall on ``host`` as ``setup`` asks."""
     return host_setup.prepare_host(
         host,
         setup,
         env=env,
-        open_ports=(host.target.port or 22, proxy.http_port, proxy.https_port),
+        open_ports=(host.target.port or 22, *proxy.public_ports),
         interfaces=(mesh.provider.interface,) if mesh is not None else (),
     )
 
@@ -206,7 +157,7 @@ def bootstrap(
     """
     environment = loaded.environment(env)
     project = loaded.config.project.name
-    proxy = proxy_options(loaded, env)
+    proxy = edge_for(loaded, env)
     mesh = mesh_of(loaded, env, environ)
     hosts = environment_hosts(environment, options)
     parallel = environment.deploy.parallel
@@ -221,7 +172,7 @@ def bootstrap(
         o.name: o.error for o in setups.outcomes if o.error is not None
     }
     ready = [h for h in hosts if h.name not in failed]
-    failed.update(ship_proxy_image(ready, proxy.image, parallel=parallel))
+    failed.update(ship_proxy_images(ready, proxy.images, parallel=parallel))
     prepared = {o.name: o.value for o in setups.outcomes if o.value is not None}
 
     def run(host: SSHHost) -> HostReady:
@@ -290,10 +241,12 @@ def record_mesh(
         write_network_state(loaded.root, state)
 
 
-def ship_proxy_image(
-    hosts: Sequence[SSHHost], image: str, *, parallel: int
+def ship_proxy_images(
+    hosts: Sequence[SSHHost], images: Sequence[str], *, parallel: int
 ) -> dict[str, BaseException]:
-    """Send the proxy image to hosts that lack it when the local daemon has it; their errors.
+    """Send the proxy's images to hosts that lack them when the local daemon has them.
+
+    Returns the errors by host.
 
     A fleet that cannot pull ``caddy:2`` (no registry access) still gets its proxy;
     without a local copy each host pulls it as before.
@@ -301,7 +254,8 @@ def ship_proxy_image(
     from stagecraft.deploy import ship
     from stagecraft.deploy.build import image_exists
 
-    if not hosts or not image_exists(image):
+    local = [image for image in images if image_exists(image)]
+    if not hosts or not local:
         return {}
-    result = ship.ship_over_ssh_many([(h, [image]) for h in hosts], parallel=parallel)
+    result = ship.ship_over_ssh_many([(h, local) for h in hosts], parallel=parallel)
     return {o.name: o.error for o in result.outcomes if o.error is not None}

@@ -47,7 +47,6 @@ from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy import edge, hooks, ledger, lock, secret_digest
-from stagecraft.deploy.bootstrap import proxy_options
 from stagecraft.deploy.compose_env import environment_compose
 from stagecraft.deploy.pipeline_ship import ship_jobs
 from stagecraft.deploy.plan import DeployPlan, make_plan
@@ -386,9 +385,9 @@ def _prepare(
     assert compose is not None  # render_hosts checked it
     routes = environment.routes
     revealed = tuple(v.reveal() for v in secrets.values())
-    # The same settings `hosts bootstrap` uses: a difference would make ensure_proxy
-    # replace the running proxy (a gap in service) on every deploy.
-    proxy_settings = proxy_options(loaded, env).kwargs()
+    # The same proxy `hosts bootstrap` sets up: a difference in its settings would make
+    # ensure() replace the running proxy (a gap in service) on every deploy.
+    edge_proxy = edge.edge_for(loaded, env)
 
     def one(job: HostJob) -> None:
         assert job.plan is not None
@@ -411,13 +410,14 @@ def _prepare(
         upstreams = {r.service: edge.upstream_name(release.project, env, r.service) for r in web}
         proxy = None
         if web:
-            proxy = edge.ensure_proxy(job.host, **proxy_settings)
+            proxy = edge_proxy.on(job.host)
+            proxy.ensure()
             host_routes = [
                 Route(r.host, upstreams[r.service], r.port, r.path)
                 for r in web
                 if job.rendered.services[r.service].kind == "web"
             ]
-            edge.apply_routes(job.host, release.project, env, host_routes)
+            proxy.apply_routes(release.project, env, host_routes)
         job.ctx = HostContext(
             job.host,
             job.rendered,

@@ -49,10 +49,10 @@ def ship_jobs(
     wanted = images_to_ship(loaded, environment, release, alive, environ)
     target = registry_target(environment, release, secrets)
     if target is None:
-        proxy = proxy_image(loaded, environment, release, environ)
+        proxy = proxy_images(loaded, environment, release, environ)
         for job in alive:
-            if proxy is not None and serves_routes(environment, job):
-                wanted[job.name] = sorted({*wanted[job.name], proxy})
+            if proxy and serves_routes(environment, job):
+                wanted[job.name] = sorted({*wanted[job.name], *proxy})
         _ship_over_ssh([j for j in alive if wanted[j.name]], wanted, environment, say, live)
         return
     pushing = sorted({image for images in wanted.values() for image in images})
@@ -153,19 +153,18 @@ def images_to_ship(
     return wanted
 
 
-def proxy_image(
+def proxy_images(
     loaded: LoadedConfig,
     environment: EnvironmentConfig,
     release: Release,
     environ: Mapping[str, str] | None,
-) -> str | None:
-    """The edge proxy's image when the local daemon has it (then it ships like the app's)."""
-    from stagecraft.deploy.bootstrap import proxy_options
+) -> list[str]:
+    """The edge proxy's images the local daemon has (those ship like the app's)."""
+    from stagecraft.deploy.edge import edge_for
 
     if not environment.routes or release.env is None:
-        return None
-    image = proxy_options(loaded, release.env).image
-    return image if image_exists(image, environ) else None
+        return []
+    return [i for i in edge_for(loaded, release.env).images if image_exists(i, environ)]
 
 
 def serves_routes(environment: EnvironmentConfig, job: HostJob) -> bool:

@@ -10,9 +10,10 @@ keeps the others running and their routes served.
 
 Example::
 
-    plan = plan_removal(hosts, "shop", "staging", services=(), images=True)
+    proxy = edge_for(loaded, "staging")
+    plan = plan_removal(hosts, "shop", "staging", proxy, services=(), images=True)
     print(render_removal(plan))
-    result = remove(hosts, plan, release)      # GroupResult, one outcome per host
+    result = remove(hosts, plan, release, proxy)  # GroupResult, one outcome per host
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from stagecraft.deploy import edge, ledger, lock
+from stagecraft.deploy import ledger, lock
+from stagecraft.deploy.edge import Edge
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.rollout_record import retained_elsewhere
 from stagecraft.deploy.state import read_host_state
 from stagecraft.deploy.state_layout import app_dir
-from stagecraft.providers.proxy import Route
+from stagecraft.providers.proxy import HostProxy, Route, upstream_name
 from stagecraft.runtime.fanout import GroupResult, describe, fan_out
 from stagecraft.runtime.ssh import SSHHost
 
@@ -86,6 +88,7 @@ def plan_removal(
     hosts: Sequence[SSHHost],
     project: str,
     env: str,
+    proxy: Edge,
     *,
     services: Sequence[str] = (),
     images: bool = False,
@@ -100,7 +103,9 @@ def plan_removal(
         going = [c for c in state.containers if _taken(c.service, chosen)]
         containers = tuple(c.name for c in going)
         removed = sorted({c.service for c in going})
-        routes = tuple(f"{r.host}{r.path or ''}" for r in _routes(host, project, env, chosen)[0])
+        routes = tuple(
+            f"{r.host}{r.path or ''}" for r in _routes(proxy.on(host), project, env, chosen)[0]
+        )
         files = not chosen and host.run(["test", "-d", _releases(project, env)], check=False).ok
         dropped: tuple[str, ...] = ()
         if history is not None:
@@ -152,7 +157,12 @@ def render_removal(plan: RemovalPlan) -> str:
 
 
 def remove(
-    hosts: Sequence[SSHHost], plan: RemovalPlan, release: Release, *, parallel: int = 4
+    hosts: Sequence[SSHHost],
+    plan: RemovalPlan,
+    release: Release,
+    proxy: Edge,
+    *,
+    parallel: int = 4,
 ) -> GroupResult[HostRemoval]:
     """Carry ``plan`` out on every host it reached; each host writes a ``remove`` record."""
     by_name = {h.host: h for h in plan.hosts if h.error is None}
@@ -161,8 +171,9 @@ def remove(
     def one(host: SSHHost) -> HostRemoval:
         part = by_name[host.name]
         if part.routes:
-            kept = _routes(host, plan.project, plan.env, plan.services)[1]
-            edge.apply_routes(host, plan.project, plan.env, kept)
+            on_host = proxy.on(host)
+            kept = _routes(on_host, plan.project, plan.env, plan.services)[1]
+            on_host.apply_routes(plan.project, plan.env, kept)
         if part.containers:
             host.docker("rm", "-f", *part.containers)
         if part.release_files:
@@ -197,13 +208,13 @@ def _taken(service: str, chosen: Sequence[str]) -> bool:
 
 
 def _routes(
-    host: SSHHost, project: str, env: str, chosen: Sequence[str]
+    proxy: HostProxy, project: str, env: str, chosen: Sequence[str]
 ) -> tuple[list[Route], list[Route]]:
-    """The app's routes on ``host``'s proxy: (those that go, those that stay)."""
-    upstreams = {edge.upstream_name(project, env, s) for s in chosen}
+    """The app's routes on a host's proxy: (those that go, those that stay)."""
+    upstreams = {upstream_name(project, env, s) for s in chosen}
     going: list[Route] = []
     staying: list[Route] = []
-    for route in edge.read_routes(host).get(f"{project}/{env}", []):
+    for route in proxy.routes().get(f"{project}/{env}", []):
         (going if not chosen or route.upstream_host in upstreams else staying).append(route)
     return going, staying
 

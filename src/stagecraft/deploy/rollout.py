@@ -7,7 +7,8 @@ until ready is one remote script per step (:mod:`stagecraft.deploy.rollout_scrip
 the switch one more, stopping the old containers one more (ADR 0015):
 
 - ``start`` (create): start the service, wait until ready; a web service is then
-  made the target of its upstream name (:func:`~stagecraft.deploy.edge.switch`);
+  made the target of its upstream name (the proxy's
+  :meth:`~stagecraft.providers.proxy.HostProxy.switch`);
 - ``side-by-side`` (replace a web or worker service): scale the service up with
   ``--no-recreate`` so compose starts new containers of the new definition next
   to the old ones, wait until they are ready, switch the proxy to them (web; it
@@ -28,7 +29,8 @@ raises :class:`~stagecraft.errors.HealthCheckFailed` with its last log lines
 Example::
 
     ctx = HostContext(host, rendered, release_dir, project="fleet", env="production",
-                      health_timeout=60, upstreams={"web": "web.production.fleet.internal"})
+                      health_timeout=60, upstreams={"web": "web.production.fleet.internal"},
+                      proxy=edge_for(loaded, "production").on(host))
     write_release(host, rendered, release_dir, {"web": {"DATABASE_URL": "..."}})
     outcomes = run_steps(ctx, plan_steps(rendered, host_plan, settings))
 """
@@ -40,7 +42,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stagecraft import log
-from stagecraft.deploy import edge
 from stagecraft.deploy.render import (
     RenderedHost,
     check_no_secret_values,
@@ -50,6 +51,7 @@ from stagecraft.deploy.render import (
 from stagecraft.deploy.rollout_script import StartResult, StartSpec, start_script, stop_script
 from stagecraft.deploy.rollout_steps import DEFAULT_GRACE, ServiceSettings, Step, waves
 from stagecraft.errors import ExitCode, HealthCheckFailed, StagecraftError
+from stagecraft.providers.proxy import EDGE_NETWORK, HostProxy
 from stagecraft.runtime.fanout import fan_out
 from stagecraft.runtime.ssh import SSHHost
 
@@ -82,7 +84,7 @@ class HostContext:
     env: str
     health_timeout: float
     upstreams: Mapping[str, str] = field(default_factory=dict)
-    proxy: edge.ProxyState | None = None
+    proxy: HostProxy | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
     progress: Progress | None = None
 
@@ -205,8 +207,8 @@ def _side_by_side(ctx: HostContext, service: str, kind: str, settings: ServiceSe
             _switch(ctx, service, started)
             switched = True
             old = [started.addresses[i] for i in started.old if i in started.addresses]
-            if settings.drain > 0 and old and ctx.upstreams.get(service) is not None:
-                waited = edge.drain(ctx.host, ctx.proxy, old, timeout=settings.drain)
+            if settings.drain > 0 and old and ctx.proxy and ctx.upstreams.get(service):
+                waited = ctx.proxy.drain(old, timeout=settings.drain)
                 ctx.say(service, f"drained in {waited:.2f}s (no request left on the old ones)")
     except BaseException:
         if started.new and not switched:
@@ -241,7 +243,7 @@ def _start(
         timeout=ctx.health_timeout,
         http_check=settings.http_check,
         ready_after=settings.ready_after,
-        network=edge.NETWORK,
+        network=EDGE_NETWORK,
     )
 
     def on_line(stream: str, line: str) -> None:
@@ -267,11 +269,11 @@ def _start(
 def _switch(ctx: HostContext, service: str, started: StartResult) -> None:
     """Point the service's upstream name at the new containers; returns once routed there."""
     name = ctx.upstreams.get(service)
-    if name is None:
+    if name is None or ctx.proxy is None:
         return  # a web service without a route on this host: nothing to switch
     found = [started.addresses[i] for i in started.new if started.addresses.get(i)]
     ctx.say(service, f"switching {name} to {', '.join(found)}")
-    result = edge.switch(ctx.host, name, found, proxy=ctx.proxy, timeout=60.0)
+    result = ctx.proxy.switch(name, found, timeout=60.0)
     ctx.say(service, f"switched in {result.seconds:.3f}s")
 
 

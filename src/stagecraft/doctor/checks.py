@@ -271,7 +271,7 @@ def check_ports(loaded: object, env: str) -> list[Check]:
     ``plan`` and ``deploy`` would.
     """
     from stagecraft.config.loader import LoadedConfig
-    from stagecraft.deploy.bootstrap import proxy_options
+    from stagecraft.deploy.edge import edge_for
     from stagecraft.deploy.release import Version, new_release
     from stagecraft.deploy.render import render_hosts
 
@@ -292,15 +292,11 @@ def check_ports(loaded: object, env: str) -> list[Check]:
         ]
         if routed & set(host.services):
             try:
-                proxy = proxy_options(loaded, env)
+                proxy = edge_for(loaded, env)
             except StagecraftError as exc:
                 checks.append(Check("ports", name, Status.FAIL, exc.message, exc.hint))
                 continue
-            udp = "+udp" if proxy.tls_mode != "off" else ""
-            published += [
-                f"0.0.0.0:{proxy.http_port}/tcp -> proxy",
-                f"0.0.0.0:{proxy.https_port}/tcp{udp} -> proxy",
-            ]
+            published += [f"0.0.0.0:{port}/tcp -> proxy" for port in proxy.public_ports]
         checks.append(Check("ports", name, Status.OK, ", ".join(published) or "none published"))
     return checks
 

@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 
-from stagecraft.deploy import edge, edge_upstreams
-from stagecraft.deploy.edge_config import (
+from stagecraft.errors import ExitCode, StagecraftError
+from stagecraft.providers.builtin.proxy_caddy import host as edge
+from stagecraft.providers.builtin.proxy_caddy import slots as edge_upstreams
+from stagecraft.providers.builtin.proxy_caddy.settings import (
     EdgeStateError,
     ProxySettings,
     render_proxy_config,
     routes_from_json,
     routes_to_json,
 )
-from stagecraft.errors import ExitCode, StagecraftError
-from stagecraft.providers.proxy import Route, RouteError
+from stagecraft.providers.proxy import ProxyState, Route, RouteError, upstream_name
 from stagecraft.testing.fakes import FakeSSHHost
 from stagecraft.testing.load import parse_wrk
 
@@ -31,10 +32,10 @@ API = Route("shop.test", "api.prod.shop.internal", 4000, "/api")
 
 
 def test_upstream_name_follows_the_adr() -> None:
-    assert edge.upstream_name("shop", "staging", "web") == "web.staging.shop.internal"
-    assert edge.upstream_name("Shop", "prod", "my_api") == "my-api.prod.shop.internal"
+    assert upstream_name("shop", "staging", "web") == "web.staging.shop.internal"
+    assert upstream_name("Shop", "prod", "my_api") == "my-api.prod.shop.internal"
     with pytest.raises(StagecraftError, match="cannot build an upstream name"):
-        edge.upstream_name("shop", "prod", "we b")
+        upstream_name("shop", "prod", "we b")
 
 
 def _run_update(
@@ -156,7 +157,7 @@ def test_ensure_proxy_leaves_a_running_proxy_with_the_same_settings_alone() -> N
     state = edge.ensure_proxy(
         host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443
     )
-    assert state == edge.ProxyState("web-1", "abc123", "172.20.0.2", SETTINGS, created=False)
+    assert state == ProxyState("web-1", "abc123", "172.20.0.2", created=False)
     assert not [c for c in host.commands if c.startswith(("docker run", "docker rm"))]
     assert json.loads(host.files[edge.CONFIG_FILE][0])["admin"]["listen"] == edge.ADMIN
     host.assert_all_used()
@@ -187,7 +188,7 @@ def test_an_unchanged_proxy_and_routes_cost_one_round_trip_each() -> None:
     state = edge.ensure_proxy(
         host, image="caddy:2", tls_mode="off", http_port=18080, https_port=18443
     )
-    assert state == edge.ProxyState("web-1", "abc123", "172.20.0.2", SETTINGS, created=False)
+    assert state == ProxyState("web-1", "abc123", "172.20.0.2", created=False)
     assert not edge.apply_routes(host, "shop", "prod", [WEB]).changed
     assert len(host.commands) == 2  # no lock, no write, no reload
     host.assert_all_used()

@@ -37,6 +37,7 @@ def remove(
 ) -> None:
     from stagecraft.cli.failing import fail, unreachable
     from stagecraft.deploy import lock
+    from stagecraft.deploy.edge import edge_for
     from stagecraft.deploy.release import Version, new_release
     from stagecraft.deploy.remove import plan_removal, remove, render_removal
     from stagecraft.deploy.state_layout import environment_hosts
@@ -56,8 +57,9 @@ def remove(
     )
     try:
         with lock.held(hosts[0], info, wait=lock_wait):
+            proxy = edge_for(loaded, env)
             plan = plan_removal(
-                hosts, project, env, services=services, images=images,
+                hosts, project, env, proxy, services=services, images=images,
                 parallel=environment.deploy.parallel,
             )  # fmt: skip
             if app.json and (app.dry_run or not yes):
@@ -77,7 +79,7 @@ def remove(
                         hint="pass --yes to remove what is listed above",
                     )
                 click.confirm("Remove all of the above?", abort=True, err=True)
-            result = remove(hosts, plan, release, parallel=environment.deploy.parallel)
+            result = remove(hosts, plan, release, proxy, parallel=environment.deploy.parallel)
     finally:
         for host in hosts:
             host.close()

@@ -1,7 +1,7 @@
-"""Pure parts of the edge proxy: its settings, its config, the stored route table.
+"""Pure parts of the Caddy proxy on hosts: its settings, its config, the stored route table.
 
-Everything here is deterministic and golden-tested; :mod:`stagecraft.deploy.edge`
-does the host work.
+Everything here is deterministic and golden-tested;
+:mod:`stagecraft.providers.builtin.proxy_caddy.host` does the host work.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def render_proxy_config(
     """The Caddy config of a host's proxy: the provider's config plus the probe server.
 
     Routes dial the addresses in their slot files under ``slot_dir``
-    (:mod:`stagecraft.deploy.edge_upstreams`). The probe server (port 2020, no
+    (:mod:`stagecraft.providers.builtin.proxy_caddy.slots`). The probe server (port 2020, no
     TLS, never published) has one route per upstream name,
     ``/_stagecraft/upstream/<name>``, proxying to that name like the public
     route does and answering with the ``X-Stagecraft-Upstream`` header: the

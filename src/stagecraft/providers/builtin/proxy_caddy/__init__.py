@@ -1,4 +1,15 @@
-"""The ``caddy`` proxy: Caddy's native JSON config, with DNS-resolved upstreams."""
+"""The ``caddy`` proxy: Caddy's native JSON config, and Caddy run on hosts.
+
+This package is the built-in proxy provider. Its parts:
+
+- this module: :class:`CaddyProxy` (config rendering, dev and hosts) and the
+  ``caddy`` binary used by ``stagecraft dev``;
+- :mod:`.settings`: the proxy's settings on a host and its full config (routes
+  plus the probe server that observes switches and in-flight requests);
+- :mod:`.slots`: where a route's requests go, as slot files replaced by rename;
+- :mod:`.host`: the container on a host -- start, routes, switch, drain --
+  behind :class:`~stagecraft.providers.proxy.HostProxy`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -16,6 +27,7 @@ from stagecraft.errors import REINSTALL_HINT, PrerequisiteMissing
 from stagecraft.providers.base import ProviderConfig
 from stagecraft.providers.builtin._dev import Port
 from stagecraft.providers.proxy import (
+    HostProxy,
     ProxyProvider,
     Route,
     RouteError,
@@ -23,6 +35,9 @@ from stagecraft.providers.proxy import (
     check_tls,
     sort_routes,
 )
+
+if TYPE_CHECKING:
+    from stagecraft.runtime.ssh import SSHHost
 
 HTTPS_SERVER = "stagecraft"
 SLOTS = 12
@@ -51,21 +66,18 @@ class CaddyProxy(ProxyProvider):
     - ``admin``: the admin API address (default ``localhost:2019``).
     - ``email``: the ACME account email (optional, recommended for ``tls: acme``).
     - ``upstream_refresh``: seconds between DNS lookups of an upstream name
-      (default 1); a deploy keeps old containers serving at least this long
-      after the switch.
+      by the ``stagecraft dev`` proxy (default 1); hosts read slot files instead.
     - ``http_port`` / ``https_port``: the ports Caddy listens on (default 80/443).
 
     :meth:`render_config` produces Caddy's native JSON config
     (https://caddyserver.com/docs/json/): one HTTPS server with a route per
-    host (and path prefix), each a ``reverse_proxy`` whose upstreams come from
-    ``dynamic_upstreams`` with the ``a`` source -- the upstream name is looked up
-    (every ``upstream_refresh`` seconds) instead of being fixed in the config, so
-    a deploy switches traffic by changing what the name resolves to (the proxy
-    container's hosts file, see ``stagecraft.deploy.edge``) and never reloads
-    Caddy. While old and new
-    containers both answer to the name, requests are balanced over both;
-    ``load_balancing.try_duration`` retries a request on another address when a
-    stopped container refuses the connection.
+    host (and path prefix), each a ``reverse_proxy``. On hosts (``slot_dir``)
+    its upstreams are static ones whose dial address Caddy reads from a slot
+    file at every request, so a deploy switches traffic by renaming files and
+    never reloads Caddy (:mod:`.slots`, :meth:`on_host`); for ``stagecraft dev``
+    the upstream name is looked up with ``dynamic_upstreams`` every
+    ``upstream_refresh`` seconds. ``load_balancing.try_duration`` retries a
+    request on another address when a stopped container refuses the connection.
 
     With ``tls: acme`` or ``internal`` a second server on the HTTP port
     answers every request with a 308 redirect to HTTPS (Caddy still serves ACME
@@ -105,7 +117,7 @@ class CaddyProxy(ProxyProvider):
         A slot file ``<slot_dir>/<upstream_host>_<port>_<i>`` holds one ``ip:port``
         and Caddy reads it at every request (the ``{file.*}`` placeholder), so
         replacing the files (by rename) moves the next request, with no reload
-        and no resolver cache (``stagecraft.deploy.edge_upstreams``). Without it
+        and no resolver cache (:mod:`.slots`). Without it
         the upstream name is looked up every ``upstream_refresh`` seconds.
         """
         tls = check_tls(tls)
@@ -142,6 +154,30 @@ class CaddyProxy(ProxyProvider):
             policy = {"subjects": hosts, "issuers": [self._issuer(tls, hosts)]}
             config["apps"]["tls"] = {"automation": {"policies": [policy]}}
         return config
+
+    def on_host(self, host: SSHHost, *, tls: TlsMode) -> HostProxy:
+        """The Caddy container on ``host`` (:class:`.host.CaddyHost`)."""
+        from stagecraft.providers.builtin.proxy_caddy.host import CaddyHost
+        from stagecraft.providers.builtin.proxy_caddy.settings import ProxySettings
+
+        cfg = self.config
+        settings = ProxySettings(
+            cfg.image,
+            check_tls(tls),
+            cfg.email,
+            cfg.http_port,
+            cfg.https_port,
+            cfg.upstream_refresh,
+        )
+        return CaddyHost(host, settings)
+
+    def images(self) -> tuple[str, ...]:
+        """The Caddy image run on hosts."""
+        return (self.config.image,)
+
+    def public_ports(self) -> tuple[int, ...]:
+        """The HTTP and HTTPS ports."""
+        return (self.config.http_port, self.config.https_port)
 
     def _route(self, route: Route, slot_dir: str | None) -> dict[str, Any]:
         match: dict[str, Any] = {"host": [route.host]}

@@ -27,6 +27,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from stagecraft.providers.builtin.proxy_caddy import SLOTS
+from stagecraft.providers.proxy import valid_upstream_name
 
 __all__ = [
     "SLOTS",
@@ -40,13 +41,12 @@ __all__ = [
 
 LOCK_WAIT = 30
 
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _ADDRESS = re.compile(r"^[0-9a-fA-F.:]+$")
 
 
 def valid_name(name: str) -> bool:
     """True when ``name`` is a lowercase DNS name usable as a file name (no ``_``, no ``/``)."""
-    return len(name) <= 253 and _NAME.fullmatch(name) is not None
+    return valid_upstream_name(name)
 
 
 def valid_address(address: str) -> bool:
