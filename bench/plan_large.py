@@ -61,7 +61,7 @@ from stagecraft.deploy.release import (
     resolve_version,
 )
 from stagecraft.deploy.render import RenderedHost, render_hosts
-from stagecraft.deploy.state import ContainerState, HostState
+from stagecraft.deploy.state.containers import ContainerState, HostState
 from stagecraft.runtime import process
 
 TARGET_MS = 1000.0

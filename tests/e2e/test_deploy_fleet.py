@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from stagecraft.deploy import ledger, lock
+from stagecraft.deploy.state import ledger, lock
 from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime.ssh import SSHHost
 from stagecraft.testing import images

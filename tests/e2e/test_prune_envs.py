@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stagecraft.deploy.state_layout import STATE_ROOT
+from stagecraft.deploy.state.layout import STATE_ROOT
 from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.testing import images
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from stagecraft.deploy import lock
+from stagecraft.deploy.state import lock
 from stagecraft.localhosts.hostos import wait_until
 from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime import process

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from stagecraft.cli.main import run
-from stagecraft.deploy import ledger
-from stagecraft.deploy.ledger import LedgerRecord, ServiceRecord
-from stagecraft.deploy.state_layout import ledger_path
+from stagecraft.deploy.state import ledger
+from stagecraft.deploy.state.layout import ledger_path
+from stagecraft.deploy.state.ledger import LedgerRecord, ServiceRecord
 from stagecraft.errors import ExitCode
 from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.runtime.fanout import fan_out

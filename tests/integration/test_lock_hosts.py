@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from stagecraft.cli.main import run
-from stagecraft.deploy import lock
-from stagecraft.deploy.lock import LockInfo, LockToken
-from stagecraft.deploy.state_layout import app_dir, lock_path
+from stagecraft.deploy.state import lock
+from stagecraft.deploy.state.layout import app_dir, lock_path
+from stagecraft.deploy.state.lock import LockInfo, LockToken
 from stagecraft.errors import ExitCode, LockHeld
 from stagecraft.localhosts.sandbox import Sandbox, ssh_options_for
 from stagecraft.runtime.ssh import SSHHost

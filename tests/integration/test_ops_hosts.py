@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from stagecraft.config.loader import LoadedConfig, load_project
-from stagecraft.deploy.ops import collect_status
-from stagecraft.deploy.ops_logs import LogFollower, LogOptions, fetch_logs, find_targets
-from stagecraft.deploy.ops_shell import find_exec_target
-from stagecraft.deploy.state_layout import environment_hosts
+from stagecraft.deploy.state.layout import environment_hosts
 from stagecraft.errors import UsageError
 from stagecraft.localhosts.sandbox import Sandbox
+from stagecraft.ops.logs import LogFollower, LogOptions, fetch_logs, find_targets
+from stagecraft.ops.shell import find_exec_target
+from stagecraft.ops.status import collect_status
 from stagecraft.runtime.ssh import SSHHost, SSHOptions
 from stagecraft.testing.images import copy_image
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stagecraft.deploy.rollout_script import StartResult, StartSpec, parse_start, start_script
-from stagecraft.deploy.rollout_steps import HttpCheck
+from stagecraft.deploy.rollout.script import StartResult, StartSpec, parse_start, start_script
+from stagecraft.deploy.rollout.steps import HttpCheck
 from stagecraft.localhosts.sandbox import Sandbox
 from stagecraft.providers.builtin.proxy_caddy import host as edge
 from stagecraft.runtime.ssh import SSHHost

@@ -17,7 +17,7 @@ from stagecraft.config.infra_state import (
     write_state,
 )
 from stagecraft.config.loader import load_config
-from stagecraft.deploy.state_layout import environment_hosts
+from stagecraft.deploy.state.layout import environment_hosts
 from stagecraft.errors import ConfigError, UsageError
 from stagecraft.infra import host_keys
 from stagecraft.infra.plan import plan_up, render_down, render_up

@@ -307,6 +307,6 @@ def _exit_detail(code: int | None) -> str:
 def _uptime(seconds: float | None) -> str | None:
     if seconds is None:
         return None
-    from stagecraft.deploy.ops import format_uptime
+    from stagecraft.ops.status import format_uptime
 
     return format_uptime(seconds)

@@ -2,9 +2,9 @@
 
 :class:`EnvSources` binds an environment to the functions ``status``,
 ``releases``, ``lock status``, ``logs -f`` and ``rollback`` call
-(:func:`~stagecraft.deploy.ops.collect_status`,
-:func:`~stagecraft.deploy.ledger.history`, :func:`~stagecraft.deploy.lock.status`,
-:class:`~stagecraft.deploy.ops_logs.LogFollower`,
+(:func:`~stagecraft.ops.status.collect_status`,
+:func:`~stagecraft.deploy.state.ledger.history`, :func:`~stagecraft.deploy.state.lock.status`,
+:class:`~stagecraft.ops.logs.LogFollower`,
 :func:`~stagecraft.deploy.pipeline.rollback`). :class:`EnvBoard` reads them at
 most once per ``interval`` (one read at a time; every page in between gets the
 cached :class:`Snapshot`), shapes them into plain values for the templates and
@@ -37,10 +37,10 @@ from stagecraft.redact import redact
 
 if TYPE_CHECKING:
     from stagecraft.config.loader import LoadedConfig
-    from stagecraft.deploy.ledger import History, Release
-    from stagecraft.deploy.lock import LockInfo
-    from stagecraft.deploy.ops import EnvStatus
-    from stagecraft.deploy.ops_logs import LogSink
+    from stagecraft.deploy.state.ledger import History, Release
+    from stagecraft.deploy.state.lock import LockInfo
+    from stagecraft.ops.logs import LogSink
+    from stagecraft.ops.status import EnvStatus
     from stagecraft.runtime.ssh import SSHOptions
 
 Progress = Callable[[str], None]
@@ -315,7 +315,7 @@ class EnvBoard:
 
 def _failure_lines(exc: BaseException) -> list[str]:
     """The per-host outcome of a failed rollout (what the CLI prints at its end), if any."""
-    from stagecraft.deploy.rollout_result import DeployFailed, render_result
+    from stagecraft.deploy.rollout.result import DeployFailed, render_result
 
     if isinstance(exc, DeployFailed):
         return render_result(exc.result).splitlines()
@@ -327,7 +327,7 @@ def _failure_lines(exc: BaseException) -> list[str]:
 
 def shape_status(status: EnvStatus) -> list[dict[str, Any]]:
     """Hosts x services as the page shows them (``status --json`` plus the uptime text)."""
-    from stagecraft.deploy.ops import format_uptime
+    from stagecraft.ops.status import format_uptime
 
     hosts = []
     for host in status.hosts:
@@ -455,8 +455,8 @@ def _reader_options(name: str) -> SSHOptions:
 
 
 def _read_status(loaded: LoadedConfig, env: str) -> EnvStatus:
-    from stagecraft.deploy.ops import collect_status
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state.layout import environment_hosts
+    from stagecraft.ops.status import collect_status
 
     environment = loaded.environment(env)
     hosts = environment_hosts(environment, _reader_options("dash"))
@@ -468,8 +468,8 @@ def _read_status(loaded: LoadedConfig, env: str) -> EnvStatus:
 
 
 def _read_history(loaded: LoadedConfig, env: str) -> History:
-    from stagecraft.deploy.ledger import history
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state.layout import environment_hosts
+    from stagecraft.deploy.state.ledger import history
 
     environment = loaded.environment(env)
     hosts = environment_hosts(environment, _reader_options("dash"))
@@ -481,8 +481,8 @@ def _read_history(loaded: LoadedConfig, env: str) -> History:
 
 
 def _read_lock(loaded: LoadedConfig, env: str) -> LockInfo | None:
-    from stagecraft.deploy import lock
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state import lock
+    from stagecraft.deploy.state.layout import environment_hosts
 
     hosts = environment_hosts(loaded.environment(env), _reader_options("dash"))
     try:
@@ -508,8 +508,8 @@ def _rollback(loaded: LoadedConfig, env: str, release: str, say: Progress) -> st
 
 
 def _follow(loaded: LoadedConfig, env: str, service: str, sink: LogSink) -> Callable[[], None]:
-    from stagecraft.deploy.ops_logs import LogFollower, LogOptions, find_targets
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state.layout import environment_hosts
+    from stagecraft.ops.logs import LogFollower, LogOptions, find_targets
 
     environment = loaded.environment(env)
     running = environment.hosts_running(service)

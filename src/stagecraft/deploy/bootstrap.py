@@ -37,7 +37,7 @@ from stagecraft.config.network_state import (
 from stagecraft.deploy import host_setup
 from stagecraft.deploy.edge import Edge, edge_for
 from stagecraft.deploy.mesh import AuthKey, MeshJoin, join_host, network_provider
-from stagecraft.deploy.state_layout import app_dir, environment_hosts
+from stagecraft.deploy.state.layout import app_dir, environment_hosts
 from stagecraft.errors import HostError
 from stagecraft.providers.network import NetworkProvider
 from stagecraft.providers.secrets import SecretsError, SecretValue

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 
 from stagecraft import log
 from stagecraft.config.models import BootstrapConfig, DockerSource
-from stagecraft.deploy.state_layout import STATE_ROOT
+from stagecraft.deploy.state.layout import STATE_ROOT
 from stagecraft.errors import HostError
 from stagecraft.runtime.process import Completed
 from stagecraft.runtime.ssh import SSHHost

@@ -25,8 +25,8 @@ from stagecraft.deploy.plan import DeployPlan, MigrationPlan, make_plan
 from stagecraft.deploy.release import new_release, resolve_version
 from stagecraft.deploy.render import render_hosts
 from stagecraft.deploy.secret_digest import digests, read_key, throwaway_key
-from stagecraft.deploy.state import read_states
-from stagecraft.deploy.state_layout import environment_hosts
+from stagecraft.deploy.state.containers import read_states
+from stagecraft.deploy.state.layout import environment_hosts
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime.ssh import SSHHost, SSHOptions

@@ -46,9 +46,8 @@ from typing import Literal
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
-from stagecraft.deploy import edge, hooks, ledger, lock, secret_digest
+from stagecraft.deploy import edge, hooks, secret_digest
 from stagecraft.deploy.compose_env import environment_compose
-from stagecraft.deploy.pipeline_ship import ship_jobs
 from stagecraft.deploy.plan import DeployPlan, make_plan
 from stagecraft.deploy.release import Release, check_dirty, new_release, resolve_version
 from stagecraft.deploy.render import RenderedHost, env_file_values, render_hosts
@@ -59,8 +58,8 @@ from stagecraft.deploy.rollout import (
     run_steps,
     write_release,
 )
-from stagecraft.deploy.rollout_record import prune, record
-from stagecraft.deploy.rollout_result import (
+from stagecraft.deploy.rollout.record import prune, record
+from stagecraft.deploy.rollout.result import (
     DeployFailed,
     DeployResult,
     HostJob,
@@ -70,9 +69,11 @@ from stagecraft.deploy.rollout_result import (
     render_result,
     run_jobs,
 )
-from stagecraft.deploy.rollout_steps import plan_steps, service_settings, split_stages
-from stagecraft.deploy.state import read_states
-from stagecraft.deploy.state_layout import app_dir, environment_hosts
+from stagecraft.deploy.rollout.steps import plan_steps, service_settings, split_stages
+from stagecraft.deploy.ship.stage import ship_jobs
+from stagecraft.deploy.state import ledger, lock
+from stagecraft.deploy.state.containers import read_states
+from stagecraft.deploy.state.layout import app_dir, environment_hosts
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.providers.proxy import Route
 from stagecraft.providers.secrets import SecretValue

@@ -19,7 +19,7 @@ Example::
 
     from stagecraft.deploy.plan import make_plan, render_text
     from stagecraft.deploy.render import render_hosts
-    from stagecraft.deploy.state import read_states
+    from stagecraft.deploy.state.containers import read_states
 
     desired = render_hosts(loaded, "production", release)
     actual = read_states(ssh_hosts, project="fleet", env="production")
@@ -36,7 +36,7 @@ from typing import Any, Literal
 from stagecraft.deploy import secret_digest
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.render import RenderedHost, RenderedService
-from stagecraft.deploy.state import ContainerState, HostState
+from stagecraft.deploy.state.containers import ContainerState, HostState
 from stagecraft.runtime.fanout import GroupResult, describe
 
 Action = Literal["create", "replace", "keep", "remove"]

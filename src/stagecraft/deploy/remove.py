@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from stagecraft.deploy import ledger, lock
 from stagecraft.deploy.edge import Edge
 from stagecraft.deploy.release import Release
-from stagecraft.deploy.rollout_record import retained_elsewhere
-from stagecraft.deploy.state import read_host_state
-from stagecraft.deploy.state_layout import app_dir
+from stagecraft.deploy.rollout.record import retained_elsewhere
+from stagecraft.deploy.state import ledger, lock
+from stagecraft.deploy.state.containers import read_host_state
+from stagecraft.deploy.state.layout import app_dir
 from stagecraft.providers.proxy import HostProxy, Route, upstream_name
 from stagecraft.runtime.fanout import GroupResult, describe, fan_out
 from stagecraft.runtime.ssh import SSHHost

@@ -80,7 +80,7 @@ from stagecraft.deploy.compose_env import (
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.secret_digest import LABEL as SECRETS_LABEL
 from stagecraft.deploy.secret_digest import label_value
-from stagecraft.deploy.state_layout import host_address
+from stagecraft.deploy.state.layout import host_address
 from stagecraft.errors import ExitCode, StagecraftError
 
 logger = logging.getLogger(__name__)

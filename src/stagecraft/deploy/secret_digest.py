@@ -9,7 +9,7 @@ reveals nothing about the value without the key, and a plain hash of a
 low-entropy secret (a short password) would be guessable from the labels.
 
 The key is 32 random bytes kept on the environment's primary host, next to its
-deploy lock, in a 0600 file (:func:`~stagecraft.deploy.state_layout.digest_key_path`),
+deploy lock, in a 0600 file (:func:`~stagecraft.deploy.state.layout.digest_key_path`),
 created atomically on the first deploy (``link(2)``, so two first deploys agree
 on one key). ``plan`` only reads it; without one (nothing deployed yet, or the
 primary unreachable) it uses a throw-away key, so every service with secrets
@@ -30,7 +30,7 @@ import secrets as _random
 import shlex
 from collections.abc import Mapping
 
-from stagecraft.deploy.state_layout import digest_key_path
+from stagecraft.deploy.state.layout import digest_key_path
 from stagecraft.errors import CommandFailed
 from stagecraft.runtime.ssh import SSHHost
 

@@ -222,7 +222,7 @@ def check_config(explicit: Path | None, env: str | None) -> tuple[list[Check], o
 def check_hosts(loaded: object, env: str, parallel: int = 8) -> list[Check]:
     """SSH to every host of ``env`` in parallel; report docker and compose there."""
     from stagecraft.config.loader import LoadedConfig
-    from stagecraft.deploy.state_layout import host_target, ssh_options
+    from stagecraft.deploy.state.layout import host_target, ssh_options
     from stagecraft.runtime.fanout import fan_out
     from stagecraft.runtime.ssh import SSHHost, SSHTarget
 

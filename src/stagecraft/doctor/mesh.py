@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.network_state import read_network_state
 from stagecraft.deploy.mesh import network_provider, read_status, run_command
-from stagecraft.deploy.state_layout import environment_hosts
+from stagecraft.deploy.state.layout import environment_hosts
 from stagecraft.doctor.checks import Check, Status
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.network import MeshStatus, NetworkProvider

@@ -35,7 +35,7 @@ from stagecraft.config.infra_state import (
     write_state,
 )
 from stagecraft.config.loader import LoadedConfig
-from stagecraft.deploy.state_layout import ssh_options
+from stagecraft.deploy.state.layout import ssh_options
 from stagecraft.errors import HostError, UsageError
 from stagecraft.infra import host_keys
 from stagecraft.infra.plan import InfraPlan, plan_up

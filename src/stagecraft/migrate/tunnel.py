@@ -159,7 +159,7 @@ def _ssh_host(
     service: str,
     options: SSHOptions | None,
 ) -> tuple[str, SSHHost]:
-    from stagecraft.deploy.state_layout import host_target, ssh_options
+    from stagecraft.deploy.state.layout import host_target, ssh_options
     from stagecraft.runtime.ssh import SSHHost
 
     hosts = env.hosts_running(service)

@@ -20,11 +20,11 @@ from stagecraft import redact
 from stagecraft.dashboard.app import env_app
 from stagecraft.dashboard.envboard import EnvBoard, EnvSources, Progress
 from stagecraft.dashboard.security import Guard
-from stagecraft.deploy.ledger import History, LedgerRecord, ServiceRecord, merge
-from stagecraft.deploy.lock import LockInfo
-from stagecraft.deploy.ops import EnvStatus, HostStatus, ServiceStatus
-from stagecraft.deploy.ops_logs import LogSink
+from stagecraft.deploy.state.ledger import History, LedgerRecord, ServiceRecord, merge
+from stagecraft.deploy.state.lock import LockInfo
 from stagecraft.errors import StagecraftError
+from stagecraft.ops.logs import LogSink
+from stagecraft.ops.status import EnvStatus, HostStatus, ServiceStatus
 
 PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"

@@ -14,7 +14,7 @@ import pytest
 
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.providers.builtin.proxy_caddy import host as edge
-from stagecraft.providers.builtin.proxy_caddy import slots as edge_upstreams
+from stagecraft.providers.builtin.proxy_caddy import slots
 from stagecraft.providers.builtin.proxy_caddy.settings import (
     EdgeStateError,
     ProxySettings,
@@ -44,16 +44,13 @@ def _run_update(
     addresses: list[str],
     ports: dict[str, list[int]] | None = None,
 ) -> None:
-    script = edge_upstreams.update_script(str(directory), name, ports=ports)
+    script = slots.update_script(str(directory), name, ports=ports)
     data = "".join(f"{a}\n" for a in addresses).encode()
     subprocess.run(["sh", "-c", script], input=data, check=True, timeout=30)
 
 
 def _slots(directory: Path, name: str, port: int) -> list[str]:
-    return [
-        (directory / "slots" / f"{name}_{port}_{i}").read_text()
-        for i in range(edge_upstreams.SLOTS)
-    ]
+    return [(directory / "slots" / f"{name}_{port}_{i}").read_text() for i in range(slots.SLOTS)]
 
 
 def test_update_script_writes_every_slot_by_the_python_rule(tmp_path: Path) -> None:
@@ -62,9 +59,7 @@ def test_update_script_writes_every_slot_by_the_python_rule(tmp_path: Path) -> N
     assert not list((tmp_path / "slots").iterdir())  # no addresses yet: nothing to dial
     _run_update(tmp_path, web, ["172.18.0.5", "172.18.0.6"])
     _run_update(tmp_path, api, ["172.18.0.7", "fd00::7", "172.18.0.8"])
-    assert _slots(tmp_path, web, 8080) == edge_upstreams.slot_contents(
-        ["172.18.0.5", "172.18.0.6"], 8080
-    )
+    assert _slots(tmp_path, web, 8080) == slots.slot_contents(["172.18.0.5", "172.18.0.6"], 8080)
     assert _slots(tmp_path, api, 4001)[:3] == [
         "172.18.0.7:4001",
         "[fd00::7]:4001",
@@ -90,21 +85,19 @@ def test_update_script_with_ports_rerenders_every_name(tmp_path: Path) -> None:
 def test_read_script_lists_each_names_addresses(tmp_path: Path) -> None:
     _run_update(tmp_path, "web.prod.shop.internal", ["172.18.0.5", "172.18.0.6"])
     out = subprocess.run(
-        ["sh", "-c", edge_upstreams.read_script(str(tmp_path))],
+        ["sh", "-c", slots.read_script(str(tmp_path))],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert edge_upstreams.parse_upstreams(out) == {
-        "web.prod.shop.internal": ["172.18.0.5", "172.18.0.6"]
-    }
+    assert slots.parse_upstreams(out) == {"web.prod.shop.internal": ["172.18.0.5", "172.18.0.6"]}
 
 
 def test_update_script_rejects_names_that_could_escape() -> None:
     with pytest.raises(ValueError, match="invalid upstream name"):
-        edge_upstreams.update_script("/x", "../etc/passwd")
+        slots.update_script("/x", "../etc/passwd")
     with pytest.raises(ValueError, match="invalid upstream name"):
-        edge_upstreams.update_script("/x", None, ports={"a_b": [80]})
+        slots.update_script("/x", None, ports={"a_b": [80]})
 
 
 def test_proxy_config_adds_a_probe_route_per_upstream_name(snapshot: Any) -> None:
@@ -119,7 +112,7 @@ def test_proxy_config_adds_a_probe_route_per_upstream_name(snapshot: Any) -> Non
     assert web["upstreams"][0] == {
         "dial": "{file./etc/stagecraft/proxy/slots/web.prod.shop.internal_8080_0}"
     }
-    assert len(web["upstreams"]) == edge_upstreams.SLOTS
+    assert len(web["upstreams"]) == slots.SLOTS
     assert config == snapshot
 
 
@@ -320,7 +313,7 @@ def test_switch_writes_the_addresses_without_touching_the_config() -> None:
 
 
 def test_switch_refuses_more_addresses_than_slots() -> None:
-    many = [f"172.20.0.{i}" for i in range(edge_upstreams.SLOTS + 1)]
+    many = [f"172.20.0.{i}" for i in range(slots.SLOTS + 1)]
     with pytest.raises(StagecraftError, match="at most 12 per host"):
         edge.switch(FakeSSHHost(), "web.prod.shop.internal", many, wait=False)
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from stagecraft.deploy import ledger
-from stagecraft.deploy.ledger import LedgerRecord, SecretInRecord, ServiceRecord
+from stagecraft.deploy.state import ledger
+from stagecraft.deploy.state.ledger import LedgerRecord, SecretInRecord, ServiceRecord
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.testing.fakes import FakeSSHHost
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stagecraft.deploy import ledger
-from stagecraft.deploy.ledger import LedgerRecord, SecretInRecord, ServiceRecord
+from stagecraft.deploy.state import ledger
+from stagecraft.deploy.state.ledger import LedgerRecord, SecretInRecord, ServiceRecord
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.testing.fakes import FakeSSHHost
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from stagecraft.deploy import lock
-from stagecraft.deploy.lock import LockInfo, LockLost, LockToken
+from stagecraft.deploy.state import lock
+from stagecraft.deploy.state.lock import LockInfo, LockLost, LockToken
 from stagecraft.errors import ExitCode, HostUnreachable, LockHeld
 from stagecraft.testing.fakes import FakeSSHHost
 

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from stagecraft.deploy.ops import (
+from stagecraft.deploy.state.containers import ContainerState, HostState
+from stagecraft.errors import UsageError
+from stagecraft.ops.logs import (
+    LogLine,
+    LogOptions,
+    logs_script,
+    parse_since,
+    render_text,
+    split_timestamp,
+)
+from stagecraft.ops.shell import exec_argv, ssh_argv, with_tty
+from stagecraft.ops.status import (
     EnvStatus,
     HostStatus,
     format_uptime,
@@ -16,17 +27,6 @@ from stagecraft.deploy.ops import (
     summarize_host,
     summarize_service,
 )
-from stagecraft.deploy.ops_logs import (
-    LogLine,
-    LogOptions,
-    logs_script,
-    parse_since,
-    render_text,
-    split_timestamp,
-)
-from stagecraft.deploy.ops_shell import exec_argv, ssh_argv, with_tty
-from stagecraft.deploy.state import ContainerState, HostState
-from stagecraft.errors import UsageError
 from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
@@ -219,7 +219,7 @@ def test_ssh_argv_shell_or_command(tmp_path: Path) -> None:
 
 
 def test_secrets_report_lists_every_missing_name() -> None:
-    from stagecraft.deploy.ops_secrets import SecretsMissing, SecretsReport, SecretStatus
+    from stagecraft.ops.secrets import SecretsMissing, SecretsReport, SecretStatus
 
     entries = (SecretStatus("A", "ok"), SecretStatus("B", "missing"), SecretStatus("C", "missing"))
     report = SecretsReport("production", "env", entries, hint="set B, C")

@@ -12,12 +12,12 @@ from stagecraft.deploy.pipeline import (
     HostResult,
     render_result,
 )
-from stagecraft.deploy.pipeline_ship import registry_target
 from stagecraft.deploy.release import Release, Version
 from stagecraft.deploy.render import RenderedHost
 from stagecraft.deploy.rollout import HostContext, ServiceOutcome
-from stagecraft.deploy.rollout_result import HostJob
+from stagecraft.deploy.rollout.result import HostJob
 from stagecraft.deploy.ship import RegistryTarget, registry_server
+from stagecraft.deploy.ship.stage import registry_target
 from stagecraft.errors import ExitCode
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.testing.fakes import FakeSSHHost

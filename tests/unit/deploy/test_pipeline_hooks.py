@@ -21,7 +21,7 @@ from model_helpers import FLEET, example_environ
 
 from stagecraft.cli.main import run as cli
 from stagecraft.config.loader import LoadedConfig, load_project
-from stagecraft.deploy import build, hooks, lock, pipeline, secret_digest
+from stagecraft.deploy import build, hooks, pipeline, secret_digest
 from stagecraft.deploy.hooks import HookFailed, HookNotExecutable
 from stagecraft.deploy.pipeline import (
     DeployFailed,
@@ -31,7 +31,8 @@ from stagecraft.deploy.pipeline import (
     PostHookFailed,
 )
 from stagecraft.deploy.rollout import HostContext, ServiceOutcome
-from stagecraft.deploy.rollout_result import HostJob
+from stagecraft.deploy.rollout.result import HostJob
+from stagecraft.deploy.state import lock
 from stagecraft.errors import ExitCode
 from stagecraft.testing.fakes import FakeSSHHost
 

@@ -9,7 +9,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from stagecraft.deploy.plan import MigrationPlan, make_plan, render_text
 from stagecraft.deploy.render import RenderedHost, render_hosts
-from stagecraft.deploy.state import ContainerState, HostState, parse_inspect
+from stagecraft.deploy.state.containers import ContainerState, HostState, parse_inspect
 from stagecraft.errors import HostUnreachable
 
 

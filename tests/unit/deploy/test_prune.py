@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from stagecraft.deploy import ledger
 from stagecraft.deploy.release import Release, Version
-from stagecraft.deploy.rollout_record import prune
-from stagecraft.deploy.state_layout import ledger_path
+from stagecraft.deploy.rollout.record import prune
+from stagecraft.deploy.state import ledger
+from stagecraft.deploy.state.layout import ledger_path
 from stagecraft.testing.fakes import FakeSSHHost
 
 ALL = ["shop/web:s1", "shop/web:s2", "shop/web:s3", "shop/web:p1", "shop/web:p2", "shop/web:p3"]

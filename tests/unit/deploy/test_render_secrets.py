@@ -28,7 +28,7 @@ from stagecraft.deploy.render import (
     env_file_values,
     render_hosts,
 )
-from stagecraft.deploy.state import ContainerState, HostState
+from stagecraft.deploy.state.containers import ContainerState, HostState
 
 CANARY = "canary-9f7c1e5b2a"
 LOCAL = "local-only-4d2b8e"

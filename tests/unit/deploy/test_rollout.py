@@ -11,8 +11,8 @@ from model_helpers import fleet_release, load_fleet
 from stagecraft.deploy.plan import HostPlan, ServicePlan
 from stagecraft.deploy.render import RenderedHost, RenderedService, render_hosts
 from stagecraft.deploy.rollout import HostContext, run_step, run_steps
-from stagecraft.deploy.rollout_script import StartSpec, parse_start, start_script
-from stagecraft.deploy.rollout_steps import (
+from stagecraft.deploy.rollout.script import StartSpec, parse_start, start_script
+from stagecraft.deploy.rollout.steps import (
     HttpCheck,
     ServiceSettings,
     Step,

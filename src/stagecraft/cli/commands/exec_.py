@@ -28,7 +28,7 @@ def exec_(app: AppContext, service: str, command: tuple[str, ...], host_name: st
     import os
     import sys
 
-    from stagecraft.deploy.ops_shell import exec_argv, find_exec_target, service_hosts
+    from stagecraft.ops.shell import exec_argv, find_exec_target, service_hosts
 
     env = app.require_env()
     loaded = app.load_config()

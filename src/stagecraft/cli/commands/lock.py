@@ -11,7 +11,7 @@ from stagecraft.cli.context import AppContext, global_options, pass_app
 from stagecraft.cli.groups import Group
 
 if TYPE_CHECKING:
-    from stagecraft.deploy.lock import LockInfo
+    from stagecraft.deploy.state.lock import LockInfo
     from stagecraft.runtime.ssh import SSHHost
 
 
@@ -27,7 +27,7 @@ def lock() -> None:
 @global_options
 @pass_app
 def lock_status(app: AppContext) -> None:
-    from stagecraft.deploy import lock as locks
+    from stagecraft.deploy.state import lock as locks
 
     project, env, host = _primary(app)
     info = locks.status(host, project, env)
@@ -47,7 +47,7 @@ def lock_status(app: AppContext) -> None:
 @global_options
 @pass_app
 def lock_release(app: AppContext, yes: bool) -> None:
-    from stagecraft.deploy import lock as locks
+    from stagecraft.deploy.state import lock as locks
     from stagecraft.errors import UsageError
 
     project, env, host = _primary(app)
@@ -80,7 +80,7 @@ def _done(app: AppContext, env: str, host: str, released: LockInfo | None) -> No
 
 def _primary(app: AppContext) -> tuple[str, str, SSHHost]:
     """Project name, environment name, and the environment's primary host."""
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state.layout import environment_hosts
 
     env = app.require_env()
     loaded = app.load_config(compose=False)

@@ -14,7 +14,7 @@ from stagecraft.cli.completion import complete_hosts, complete_services
 from stagecraft.cli.context import AppContext, global_options, pass_app
 
 if TYPE_CHECKING:
-    from stagecraft.deploy.ops_logs import LogOptions, Targets
+    from stagecraft.ops.logs import LogOptions, Targets
     from stagecraft.runtime.ssh import SSHHost
 
 HELP = """Show the logs of SERVICE's containers on every host of --env that runs it.
@@ -46,8 +46,8 @@ def logs(  # noqa: PLR0917 (click passes every option)
     host_name: str | None,
     timestamps: bool,
 ) -> None:
-    from stagecraft.deploy.ops_logs import LogOptions, parse_since
-    from stagecraft.deploy.ops_shell import service_hosts
+    from stagecraft.ops.logs import LogOptions, parse_since
+    from stagecraft.ops.shell import service_hosts
 
     env = app.require_env()
     options = LogOptions(
@@ -83,9 +83,9 @@ def _show(
     options: LogOptions,
     follow: bool,
 ) -> None:
-    from stagecraft.deploy.ops_logs import fetch_logs, find_targets, follow_logs, render_text
     from stagecraft.dev.logprefix import LinePrefixer, stream_sink, wants_color
     from stagecraft.errors import UsageError
+    from stagecraft.ops.logs import fetch_logs, find_targets, follow_logs, render_text
 
     found = find_targets(hosts, project=project, env=env, service=service)
     _warn_unreachable(app, found.unreachable)

@@ -10,7 +10,7 @@ from stagecraft.cli.context import AppContext, global_options, pass_app
 from stagecraft.cli.groups import Group
 
 if TYPE_CHECKING:
-    from stagecraft.deploy.ledger import History, Release
+    from stagecraft.deploy.state.ledger import History, Release
 
 HELP = """List the releases of an environment (newest first), merged from every host's ledger.
 
@@ -79,8 +79,8 @@ def show(app: AppContext, release_id: str) -> None:
 
 
 def _history(app: AppContext) -> History:
-    from stagecraft.deploy.ledger import history
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state.layout import environment_hosts
+    from stagecraft.deploy.state.ledger import history
 
     env = app.require_env()
     loaded = app.load_config(compose=False)

@@ -36,11 +36,11 @@ def remove(
     app: AppContext, services: tuple[str, ...], images: bool, yes: bool, lock_wait: float
 ) -> None:
     from stagecraft.cli.failing import fail, unreachable
-    from stagecraft.deploy import lock
     from stagecraft.deploy.edge import edge_for
     from stagecraft.deploy.release import Version, new_release
     from stagecraft.deploy.remove import plan_removal, remove, render_removal
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state import lock
+    from stagecraft.deploy.state.layout import environment_hosts
     from stagecraft.errors import UsageError
     from stagecraft.runtime.fanout import GroupError
 
@@ -102,8 +102,8 @@ def remove(
 @pass_app
 def prune(app: AppContext, retain: int | None) -> None:
     from stagecraft.cli.failing import unreachable
-    from stagecraft.deploy.rollout_record import prunable, remove_images
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.rollout.record import prunable, remove_images
+    from stagecraft.deploy.state.layout import environment_hosts
     from stagecraft.runtime.fanout import describe
 
     env = app.require_env()

@@ -27,7 +27,7 @@ every missing name when any is missing.
 @pass_app
 def check(app: AppContext) -> None:
     from stagecraft.cli.failing import fail
-    from stagecraft.deploy.ops_secrets import SecretsMissing, check_secrets
+    from stagecraft.ops.secrets import SecretsMissing, check_secrets
 
     env = app.require_env()
     loaded = app.load_config(compose=False)

@@ -23,8 +23,8 @@ def ssh(app: AppContext, host_name: str, command: tuple[str, ...]) -> None:
     import os
     import sys
 
-    from stagecraft.deploy.ops_shell import ssh_argv
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state.layout import environment_hosts
+    from stagecraft.ops.shell import ssh_argv
 
     env = app.require_env()
     loaded = app.load_config(compose=False)

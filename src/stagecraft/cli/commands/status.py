@@ -19,8 +19,8 @@ the command then exits 5.
 @global_options
 @pass_app
 def status(app: AppContext) -> None:
-    from stagecraft.deploy.ops import collect_status, render_status
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.deploy.state.layout import environment_hosts
+    from stagecraft.ops.status import collect_status, render_status
 
     env = app.require_env()
     loaded = app.load_config(compose=False)

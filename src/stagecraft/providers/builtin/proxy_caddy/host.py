@@ -54,8 +54,7 @@ from dataclasses import dataclass
 
 from stagecraft import log
 from stagecraft.errors import CommandFailed, ExitCode, HostError, StagecraftError, cause_lines
-from stagecraft.providers.builtin.proxy_caddy import SLOTS
-from stagecraft.providers.builtin.proxy_caddy import slots as edge_upstreams
+from stagecraft.providers.builtin.proxy_caddy import SLOTS, slots
 from stagecraft.providers.builtin.proxy_caddy.settings import (
     INFLIGHT_PATH,
     PROBE_PATH,
@@ -149,7 +148,7 @@ def ensure_proxy(
     host.run(["mkdir", "-p", f"{PROXY_DIR}/data", f"{PROXY_DIR}/config"])
     host.write_file(SETTINGS_FILE, settings.to_json(), mode=0o644)
     routes = _read_routes(host)
-    host.run(["sh", "-c", edge_upstreams.update_script(PROXY_DIR, None, ports=_ports(routes))])
+    host.run(["sh", "-c", slots.update_script(PROXY_DIR, None, ports=_ports(routes))])
     config = _render(settings, routes)
     previous = host.read_file(CONFIG_FILE)
     if previous != config:
@@ -252,9 +251,9 @@ def switch(
 
         switch(host, "web.prod.shop.internal", ["172.18.0.9", "172.18.0.10"])
     """
-    if not edge_upstreams.valid_name(name):
+    if not slots.valid_name(name):
         raise StagecraftError(f"invalid upstream name {name!r}")
-    bad = [a for a in addresses if not edge_upstreams.valid_address(a)]
+    bad = [a for a in addresses if not slots.valid_address(a)]
     if bad or not addresses:
         raise StagecraftError(
             f"switch {name} on {host.name}: invalid addresses {list(addresses)!r}",
@@ -269,7 +268,7 @@ def switch(
     previous = tuple(read_upstreams(host).get(name, ()))
     started = time.monotonic()
     data = "".join(f"{a}\n" for a in addresses).encode()
-    host.run(["sh", "-c", edge_upstreams.update_script(PROXY_DIR, name)], input=data)
+    host.run(["sh", "-c", slots.update_script(PROXY_DIR, name)], input=data)
     log.event(logger, logging.INFO, f"{name} -> {', '.join(addresses)}", host=host.name)
     if wait:
         state = proxy or proxy_state(host)
@@ -368,8 +367,8 @@ def read_settings(host: SSHHost) -> ProxySettings:
 
 def read_upstreams(host: SSHHost) -> dict[str, list[str]]:
     """Where each upstream name's requests go right now (its ``upstreams/<name>`` file)."""
-    result = host.run(["sh", "-c", edge_upstreams.read_script(PROXY_DIR)])
-    return edge_upstreams.parse_upstreams(result.stdout)
+    result = host.run(["sh", "-c", slots.read_script(PROXY_DIR)])
+    return slots.parse_upstreams(result.stdout)
 
 
 def read_routes(host: SSHHost) -> dict[str, list[Route]]:
@@ -551,7 +550,7 @@ def _ports(routes: Sequence[Route]) -> dict[str, list[int]]:
 
 def _write_slots(host: SSHHost, routes: Sequence[Route]) -> None:
     """Replace the ports files with ``routes``' and re-render every name's slot files."""
-    host.run(["sh", "-c", edge_upstreams.update_script(PROXY_DIR, None, ports=_ports(routes))])
+    host.run(["sh", "-c", slots.update_script(PROXY_DIR, None, ports=_ports(routes))])
 
 
 def _read_route_table(host: SSHHost) -> dict[str, list[Route]]:

@@ -25,7 +25,7 @@ from stagecraft.deploy.hooks import HookFailed
 from stagecraft.deploy.plan import HostPlan
 from stagecraft.deploy.render import RenderedHost
 from stagecraft.deploy.rollout import HostContext, ServiceOutcome
-from stagecraft.deploy.rollout_steps import Step
+from stagecraft.deploy.rollout.steps import Step
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.runtime.fanout import describe, fan_out
 from stagecraft.runtime.ssh import SSHHost

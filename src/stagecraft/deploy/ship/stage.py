@@ -21,7 +21,7 @@ from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy import ship
 from stagecraft.deploy.build import built_services, image_exists
 from stagecraft.deploy.release import Release
-from stagecraft.deploy.rollout_result import HostJob, run_jobs
+from stagecraft.deploy.rollout.result import HostJob, run_jobs
 from stagecraft.deploy.ship import RegistryTarget, stream
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue

@@ -8,7 +8,7 @@ exception that hides the other hosts.
 
 Example::
 
-    from stagecraft.deploy.state import read_states
+    from stagecraft.deploy.state.containers import read_states
     from stagecraft.runtime.ssh import SSHHost, SSHTarget
 
     hosts = [SSHHost(SSHTarget("web-1", "10.0.0.11", "root", 22))]

@@ -15,7 +15,7 @@ behind on the host either.
 
 Example::
 
-    from stagecraft.deploy.ops_logs import LogOptions, fetch_logs, find_targets, parse_since
+    from stagecraft.ops.logs import LogOptions, fetch_logs, find_targets, parse_since
 
     found = find_targets(hosts, project="shop", env="production", service="web")
     for line in fetch_logs(found.targets, LogOptions(since=parse_since("10m"), tail=100)):
@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from stagecraft.deploy.state import read_states
+from stagecraft.deploy.state.containers import read_states
 from stagecraft.errors import UsageError
 from stagecraft.runtime.fanout import describe, fan_out
 from stagecraft.runtime.ssh import SSHHost

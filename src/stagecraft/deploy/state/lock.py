@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from stagecraft import log
-from stagecraft.deploy.state_layout import lock_path
+from stagecraft.deploy.state.layout import lock_path
 from stagecraft.errors import CommandFailed, HostError, LockHeld, StagecraftError
 from stagecraft.runtime.ssh import SSHHost
 

@@ -8,7 +8,7 @@ sharing, so an interactive session leaves no background master behind.
 
 Example::
 
-    from stagecraft.deploy.ops_shell import exec_argv, find_exec_target
+    from stagecraft.ops.shell import exec_argv, find_exec_target
 
     target = find_exec_target(hosts, project="shop", env="production", service="web")
     argv = exec_argv(target.host, target.container, ["sh", "-c", "env"], tty=False)
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
-from stagecraft.deploy.state import read_host_state
-from stagecraft.deploy.state_layout import environment_hosts
+from stagecraft.deploy.state.containers import read_host_state
+from stagecraft.deploy.state.layout import environment_hosts
 from stagecraft.errors import HostError, UsageError
 from stagecraft.runtime.ssh import SSHHost
 

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from stagecraft import log
-from stagecraft.deploy.state_layout import ledger_path
+from stagecraft.deploy.state.layout import ledger_path
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.redact import MIN_SECRET_LENGTH, Redactor

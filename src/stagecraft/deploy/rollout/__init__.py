@@ -3,7 +3,7 @@
 Every step runs ``docker compose up -d --no-deps`` for its service only (ADR 0005
 section 6), from the release directory holding the rendered compose file and the
 0600 secrets files (written first, :func:`write_release`). Starting and waiting
-until ready is one remote script per step (:mod:`stagecraft.deploy.rollout_script`),
+until ready is one remote script per step (:mod:`stagecraft.deploy.rollout.script`),
 the switch one more, stopping the old containers one more (ADR 0015):
 
 - ``start`` (create): start the service, wait until ready; a web service is then
@@ -48,8 +48,8 @@ from stagecraft.deploy.render import (
     env_file_name,
     env_file_text,
 )
-from stagecraft.deploy.rollout_script import StartResult, StartSpec, start_script, stop_script
-from stagecraft.deploy.rollout_steps import DEFAULT_GRACE, ServiceSettings, Step, waves
+from stagecraft.deploy.rollout.script import StartResult, StartSpec, start_script, stop_script
+from stagecraft.deploy.rollout.steps import DEFAULT_GRACE, ServiceSettings, Step, waves
 from stagecraft.errors import ExitCode, HealthCheckFailed, StagecraftError
 from stagecraft.providers.proxy import EDGE_NETWORK, HostProxy
 from stagecraft.runtime.fanout import fan_out
@@ -126,7 +126,7 @@ def write_release(
 def run_steps(ctx: HostContext, steps: Sequence[Step]) -> list[ServiceOutcome]:
     """Run ``steps``; services that do not depend on each other roll out at the same time.
 
-    Steps go in :func:`~stagecraft.deploy.rollout_steps.waves`: a step starts
+    Steps go in :func:`~stagecraft.deploy.rollout.steps.waves`: a step starts
     once the steps it depends on finished. After a failure, steps not started
     yet are ``skipped``; the ones running finish. Outcomes are in ``steps`` order.
     """

@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from stagecraft import log
-from stagecraft.deploy import ledger, lock
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.rollout import Progress
-from stagecraft.deploy.rollout_result import HostJob, host_outcome
-from stagecraft.deploy.state_layout import STATE_ROOT, app_dir
+from stagecraft.deploy.rollout.result import HostJob, host_outcome
+from stagecraft.deploy.state import ledger, lock
+from stagecraft.deploy.state.layout import STATE_ROOT, app_dir
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 from stagecraft.runtime.fanout import describe, fan_out

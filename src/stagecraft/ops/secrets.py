@@ -7,7 +7,7 @@ and dropped at once; they never reach the report, its JSON or its text.
 
 Example::
 
-    from stagecraft.deploy.ops_secrets import check_secrets
+    from stagecraft.ops.secrets import check_secrets
 
     report = check_secrets(loaded, "production")
     for entry in report.entries:

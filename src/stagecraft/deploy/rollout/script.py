@@ -36,7 +36,7 @@ import posixpath
 import shlex
 from dataclasses import dataclass, field
 
-from stagecraft.deploy.rollout_steps import HttpCheck
+from stagecraft.deploy.rollout.steps import HttpCheck
 
 FIRST_INTERVAL = 0.05
 """Seconds before the second HTTP probe; each wait doubles up to the check's interval."""

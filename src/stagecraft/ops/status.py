@@ -1,6 +1,6 @@
 """What runs where, per host and service: the engine of ``stagecraft status``.
 
-Reads every host's containers through :mod:`stagecraft.deploy.state` (one SSH round
+Reads every host's containers through :mod:`stagecraft.deploy.state.containers` (one SSH round
 trip per host, in parallel) and condenses them into one row per host and service:
 the release and version that serves, its health, uptime and replicas. A host that
 cannot be reached gets an error instead of rows; the other hosts are still listed.
@@ -9,8 +9,8 @@ listed as ``not deployed``.
 
 Example::
 
-    from stagecraft.deploy.ops import collect_status, render_status
-    from stagecraft.deploy.state_layout import environment_hosts
+    from stagecraft.ops.status import collect_status, render_status
+    from stagecraft.deploy.state.layout import environment_hosts
 
     environment = loaded.environment("production")
     status = collect_status(environment_hosts(environment), environment,
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stagecraft.config.models import EnvironmentConfig
-from stagecraft.deploy.state import ContainerState, HostState, read_states
+from stagecraft.deploy.state.containers import ContainerState, HostState, read_states
 from stagecraft.runtime.fanout import describe
 from stagecraft.runtime.ssh import SSHHost
 
