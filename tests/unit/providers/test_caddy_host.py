@@ -1,4 +1,4 @@
-"""Unit tests of the edge proxy: names, slot files, config, route table, idempotence."""
+"""Unit tests of the Caddy proxy on hosts: names, slot files, config, route table, idempotence."""
 
 from __future__ import annotations
 
