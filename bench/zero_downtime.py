@@ -25,7 +25,7 @@ p50 and p99 latency (ms; wrk's from its `--latency` report, the Python
 client's nearest-rank over every answered request) and the versions seen
 first and last.
 
-    .venv/bin/python bench/zero_downtime.py [--hosts 2] [--connections 4] [--workers 2]
+    .venv/bin/python bench/zero_downtime.py [--hosts 2] [--connections 4] [--workers 2] [--trace]
 
 Before each phase the bench waits (up to 60 s) until the machine is at most
 --max-busy busy (other work skews latency), and prints how busy it was.
@@ -231,7 +231,16 @@ def print_table(phases: Sequence[Phase], figures: Sequence[Figures]) -> None:
     print(f"\nfailed requests in all: {total} (target: 0)")
 
 
-def bench(hosts: int, limits: Limits) -> None:
+def print_trace(title: str, run: CliRun | None) -> None:
+    """A command's stderr lines with the second each arrived (``--trace``)."""
+    if run is None:
+        return
+    print(f"  trace of {title}:")
+    for line in run.lines:
+        print(f"    {line.at:6.2f}  {line.text}")
+
+
+def bench(hosts: int, limits: Limits, trace: bool = False) -> None:
     """Set up, deploy v1, then deploy v2 and roll back under load; print the figures."""
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed", hint="apt-get install wrk")
@@ -243,7 +252,10 @@ def bench(hosts: int, limits: Limits) -> None:
             fleet.build(version)
         fleet.deploy(ENV, "v1")
         settle(limits.max_busy)
-        idle_deploy = fleet.deploy(ENV, "v2").seconds
+        idle = fleet.deploy(ENV, "v2")
+        idle_deploy = idle.seconds
+        if trace:
+            print_trace("the deploy without load", idle)
         settle(limits.max_busy)
         idle_rollback = fleet.rollback(ENV).seconds
         print(
@@ -261,6 +273,8 @@ def bench(hosts: int, limits: Limits) -> None:
             busy = settle(limits.max_busy)
             print(f"{name}: machine {busy:.0%} busy before the load starts", flush=True)
             phase, found = under_load(fleet, targets, limits, name, command)
+            if trace:
+                print_trace(f"{name} under load", phase.run)
             phases.append(phase)
             figures += found
         print_table(phases, figures)
@@ -311,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=10.0,
         help="length of the baseline phase: the same load, no deploy (default 10)",
     )
+    parser.add_argument(
+        "--trace", action="store_true", help="print the deploys' stderr lines with their times"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.hosts <= 8 or min(args.connections, args.workers, args.max_requests) < 1:
         parser.error("--hosts must be 1 to 8; --connections, --workers, --max-requests >= 1")
@@ -324,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.max_busy,
         args.steady_seconds,
     )
-    return run_bench(lambda: bench(args.hosts, limits))
+    return run_bench(lambda: bench(args.hosts, limits, args.trace))
 
 
 if __name__ == "__main__":
