@@ -25,7 +25,13 @@ p50 and p99 latency (ms; wrk's from its `--latency` report, the Python
 client's nearest-rank over every answered request) and the versions seen
 first and last.
 
-    .venv/bin/python bench/zero_downtime.py [--hosts 2] [--connections 4] [--workers 2] [--trace]
+    .venv/bin/python bench/zero_downtime.py [--hosts 2] [--connections 4] [--workers 2]
+        [--client-nice 19] [--trace]
+
+The machine's two cores serve the sandbox hosts, the load clients and the
+deploy at once. ``--client-nice 19`` runs the clients (wrk and the Python
+threads) at the lowest priority, as if they were on other machines: the
+servers and the deploy get the CPU first, the clients what is left.
 
 Before each phase the bench waits (up to 60 s) until the machine is at most
 --max-busy busy (other work skews latency), and prints how busy it was.
@@ -89,6 +95,7 @@ class Limits:
     max_requests: int
     max_busy: float
     steady: float
+    client_nice: int = 0
 
 
 def version_of(body: str) -> str:
@@ -120,6 +127,7 @@ def under_load(
             connections=limits.connections,
             threads=1,
             latency=True,
+            nice=limits.client_nice,
         )
         for h in hosts
     ]
@@ -130,6 +138,7 @@ def under_load(
             workers=limits.workers,
             max_seconds=limits.max_seconds,
             max_requests=limits.max_requests,
+            nice=limits.client_nice,
         )
         for h in hosts
     ]
@@ -246,7 +255,11 @@ def bench(hosts: int, limits: Limits, trace: bool = False) -> None:
         raise BenchError("wrk is not installed", hint="apt-get install wrk")
     with Fleet(hosts=hosts, base="zb") as fleet:
         targets = fleet.sandbox.hosts
-        print(f"sandbox: {hosts} host(s); project {fleet.project}", flush=True)
+        print(
+            f"sandbox: {hosts} host(s); project {fleet.project}; load clients at nice"
+            f" {limits.client_nice}",
+            flush=True,
+        )
         fleet.configure([Environment(ENV, targets)])
         for version in ("v1", "v2"):
             fleet.build(version)
@@ -326,6 +339,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="length of the baseline phase: the same load, no deploy (default 10)",
     )
     parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the load clients at niceness N (0-19): they stand for clients on other"
+        " machines, so the deploy and the servers get the CPU first (default 0: all equal)",
+    )
+    parser.add_argument(
         "--trace", action="store_true", help="print the deploys' stderr lines with their times"
     )
     args = parser.parse_args(argv)
@@ -333,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--hosts must be 1 to 8; --connections, --workers, --max-requests >= 1")
     if args.max_seconds < 10 or not 1 <= args.steady_seconds < args.max_seconds:
         parser.error("--max-seconds must be at least 10, --steady-seconds 1 to --max-seconds")
+    if not 0 <= args.client_nice <= 19:
+        parser.error("--client-nice must be 0 to 19")
     limits = Limits(
         args.connections,
         args.workers,
@@ -340,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.max_requests,
         args.max_busy,
         args.steady_seconds,
+        args.client_nice,
     )
     return run_bench(lambda: bench(args.hosts, limits, args.trace))
 

@@ -132,3 +132,15 @@ def test_compose_platform_and_the_platform_flag_reach_docker_build(
 
     assert planned() == {"web": "linux/amd64", "worker": None}
     assert planned("--platform", "linux/arm64") == {"web": "linux/arm64", "worker": "linux/arm64"}
+
+
+def test_images_present_asks_the_local_daemon_once_for_images_it_has() -> None:
+    """The ship phase's local check: all present in one call; a missing one is told apart."""
+    from stagecraft.deploy.build import images_present
+    from stagecraft.testing.images import ensure_busybox_image, ensure_caddy_image
+
+    busybox, caddy = ensure_busybox_image(), ensure_caddy_image()
+    missing = f"stagecraft-test/absent-{uuid.uuid4().hex[:8]}:v1"
+    assert images_present([busybox, caddy, busybox]) == {busybox: True, caddy: True}
+    assert images_present([busybox, missing]) == {busybox: True, missing: False}
+    assert images_present([]) == {}

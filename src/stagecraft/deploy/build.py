@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -247,6 +247,24 @@ def build_arg_env(item: ImageBuild, release: Release) -> dict[str, str]:
             hint="rename the build arg (ARG in the Dockerfile and args: in the compose file)",
         )
     return args
+
+
+def images_present(
+    tags: Sequence[str], environ: Mapping[str, str] | None = None
+) -> dict[str, bool]:
+    """Which of ``tags`` the local daemon has: one ``docker image inspect`` when it has all."""
+    unique = sorted(set(tags))
+    if not unique:
+        return {}
+    result = process.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", *unique],
+        env=environ,
+        check=False,
+        timeout=60,
+    )
+    if result.ok and len(result.stdout.split()) == len(unique):
+        return dict.fromkeys(unique, True)
+    return {tag: image_exists(tag, environ) for tag in unique}
 
 
 def image_exists(tag: str, environ: Mapping[str, str] | None = None) -> bool:

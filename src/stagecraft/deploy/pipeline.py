@@ -117,14 +117,22 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
         else hooks.discover(loaded.root, opts.command)
     )
     environment = loaded.environment(env)
-    version = resolve_version(loaded.root, opts.version)
-    if opts.command == "deploy":
-        check_dirty(version, env=env, allow_dirty=opts.allow_dirty)
-    release = new_release(loaded.config, env, version)
-    model = environment_compose(loaded, env)
-    rendered = render_hosts(loaded, env, release, compose=model)  # bad config fails before SSH
-    secrets = resolve_secrets(loaded, env, opts.environ)
     hosts = environment_hosts(environment, opts.ssh_options)
+    for host in hosts:  # the handshakes overlap the local work below
+        host.warm_up()
+    try:
+        version = resolve_version(loaded.root, opts.version)
+        if opts.command == "deploy":
+            check_dirty(version, env=env, allow_dirty=opts.allow_dirty)
+        release = new_release(loaded.config, env, version)
+        model = environment_compose(loaded, env)
+        rendered = render_hosts(loaded, env, release, compose=model)  # bad config: no command
+        secrets = resolve_secrets(loaded, env, opts.environ)
+    except BaseException:
+        for host in hosts:
+            host.cancel_warm_up()
+        close_all(hosts)
+        raise
     runner = hooks.HookRunner(
         found,
         hooks.HookContext(

@@ -34,6 +34,8 @@ Example::
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import hashlib
 import logging
 import math
@@ -42,6 +44,7 @@ import re
 import shlex
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -126,6 +129,46 @@ class SSHHost:
     def __init__(self, target: SSHTarget, options: SSHOptions | None = None) -> None:
         self.target = target
         self.options = options if options is not None else SSHOptions.from_env()
+        self._warming: threading.Thread | None = None
+        self._warm_scope: process.CancelScope | None = None
+
+    def warm_up(self) -> None:
+        """Open the shared connection in the background while the caller does other work.
+
+        The next command on this host waits for it instead of opening a second
+        one. Failures are not reported here: that command meets them and says
+        why. :meth:`cancel_warm_up` stops a connect still under way.
+        """
+        if self._warming is not None or self.control_path().exists():
+            return
+        with process.cancel_scope() as scope:
+            context = contextvars.copy_context()  # runs the connect inside ``scope``
+        self._warm_scope = scope
+
+        def connect() -> None:
+            with contextlib.suppress(Exception):
+                argv = self.ssh_argv("true")
+                process.run(argv, check=False, timeout=self.options.connect_timeout + 5)
+
+        self._warming = threading.Thread(
+            target=context.run, args=(connect,), name=f"ssh-{self.name}", daemon=True
+        )
+        self._warming.start()
+
+    def cancel_warm_up(self) -> None:
+        """Stop a background connect (:meth:`warm_up`) that has not finished, and forget it."""
+        warming, scope = self._warming, self._warm_scope
+        if warming is None:
+            return
+        if scope is not None and warming.is_alive():
+            scope.cancel(grace=0.5)
+        warming.join()
+        self._warming = self._warm_scope = None
+
+    def _wait_warm(self) -> None:
+        warming = self._warming
+        if warming is not None and warming is not threading.current_thread():
+            warming.join()
 
     @property
     def name(self) -> str:
@@ -151,6 +194,7 @@ class SSHHost:
         :class:`CommandFailed` (with ``host``) for a non-zero exit when ``check``.
         """
         remote = command_line(command)
+        self._wait_warm()
         log.event(logger, logging.DEBUG, f"ssh $ {remote}", host=self.name, phase="ssh")
         rewind = _rewinder(input)
         for attempt in (1, 2):
@@ -282,6 +326,7 @@ class SSHHost:
             with host.forward("127.0.0.1", 5432) as port:
                 psycopg.connect(host="127.0.0.1", port=port, ...)
         """
+        self._wait_warm()
         shared = self._forward_on_master(remote_host, remote_port, local_port)
         if shared is not None:
             port, spec = shared
@@ -351,6 +396,7 @@ class SSHHost:
 
     def close(self) -> None:
         """Stop the shared control connection, if one is running (``ssh -O exit``)."""
+        self._wait_warm()
         path = self.control_path()
         if not path.exists():
             return

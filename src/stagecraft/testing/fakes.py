@@ -197,6 +197,9 @@ class FakeSSHHost(SSHHost):
         self.closed = False
         self._probe = probe or HostProbe(name, "x86_64", "27.0.0", "2.29.0", 0.0)
 
+    def warm_up(self) -> None:
+        """A fake has no connection to open."""
+
     def expect(
         self,
         matcher: Matcher,

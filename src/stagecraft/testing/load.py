@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import http.client
 import math
+import os
 import re
 import shutil
 import signal
@@ -138,7 +139,8 @@ class WrkLoad:
     """``wrk`` running in the background for ``duration`` seconds; ``result`` after exit.
 
     ``latency=True`` adds ``--latency`` (percentiles in ``result.latency_ms``);
-    :meth:`stop` ends the run early (wrk still prints its report).
+    :meth:`stop` ends the run early (wrk still prints its report). ``nice`` runs
+    wrk at that niceness (clients that stand for other machines).
     """
 
     def __init__(
@@ -150,23 +152,29 @@ class WrkLoad:
         connections: int = 20,
         threads: int = 2,
         latency: bool = False,
+        nice: int = 0,
     ) -> None:
         if shutil.which("wrk") is None:
             raise PrerequisiteMissing("wrk is not installed", hint="apt-get install wrk")
         self.url, self.host, self.duration = url, host, duration
         self.connections, self.threads, self.latency = connections, threads, latency
+        self.nice = nice
         self._dir = tempfile.TemporaryDirectory(prefix="stagecraft-wrk-")
         self.result: WrkResult | None = None
 
-    def __enter__(self) -> WrkLoad:
+    def argv(self) -> list[str]:
+        """The wrk command line (its Lua script in this load's temporary directory)."""
         script = Path(self._dir.name) / "track.lua"
-        script.write_text(_WRK_SCRIPT)
-        argv = ["wrk", f"-t{self.threads}", f"-c{self.connections}"]
+        argv = ["nice", "-n", str(self.nice)] if self.nice else []
+        argv += ["wrk", f"-t{self.threads}", f"-c{self.connections}"]
         argv += [f"-d{max(1, round(self.duration))}s", "--timeout", "5s", "-s", str(script)]
         if self.latency:
             argv.append("--latency")
-        argv += ["-H", f"Host: {self.host}", self.url]
-        self._proc = spawn(argv)
+        return [*argv, "-H", f"Host: {self.host}", self.url]
+
+    def __enter__(self) -> WrkLoad:
+        (Path(self._dir.name) / "track.lua").write_text(_WRK_SCRIPT)
+        self._proc = spawn(self.argv())
         return self
 
     def stop(self) -> None:
@@ -213,7 +221,8 @@ class LoadResult:
 class NewConnectionLoad:
     """``workers`` threads sending requests, each on a new TCP connection, until stopped.
 
-    Stops by itself after ``max_seconds`` or ``max_requests`` (bounded).
+    Stops by itself after ``max_seconds`` or ``max_requests`` (bounded). ``nice``
+    sets the worker threads' niceness (Linux: per thread).
     """
 
     def __init__(
@@ -225,12 +234,14 @@ class NewConnectionLoad:
         max_seconds: float = 60.0,
         max_requests: int = 200_000,
         keep_alive: bool = False,
+        nice: int = 0,
     ) -> None:
         parts = urlsplit(url)
         self.address = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.path = parts.path or "/"
         self.host, self.workers, self.keep_alive = host, workers, keep_alive
+        self.nice = nice
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self.result = LoadResult()
         self._lock = threading.Lock()
@@ -240,7 +251,9 @@ class NewConnectionLoad:
     def __enter__(self) -> NewConnectionLoad:
         self._deadline = time.monotonic() + self.max_seconds
         for _ in range(self.workers):
-            thread = threading.Thread(target=self._work, daemon=True)
+            thread = threading.Thread(
+                target=self._work, name=f"load-{len(self._threads)}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -253,6 +266,9 @@ class NewConnectionLoad:
             thread.join(timeout=15)
 
     def _work(self) -> None:
+        if self.nice:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
         conn: http.client.HTTPConnection | None = None
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             if conn is None or not self.keep_alive:

@@ -187,6 +187,17 @@ def test_an_unchanged_proxy_and_routes_cost_one_round_trip_each() -> None:
     host.assert_all_used()
 
 
+def test_the_proxy_on_a_host_reads_an_unchanged_proxy_and_routes_once() -> None:
+    """What a deploy does per host (CaddyHost): ensure, then this app's routes."""
+    host = FakeSSHHost("web-1")
+    host.expect(SNAPSHOT, stdout=_snapshot_text([WEB]), times=1)
+    proxy = edge.CaddyHost(host, SETTINGS)
+    assert proxy.ensure() == ProxyState("web-1", "abc123", "172.20.0.2", created=False)
+    assert not proxy.apply_routes("shop", "prod", [WEB]).changed
+    assert len(host.commands) == 1  # ensure's snapshot served the routes check too
+    host.assert_all_used()
+
+
 def test_a_stopped_proxy_or_new_routes_take_the_full_path() -> None:
     stopped = FakeSSHHost("web-1", strict=False)
     stopped.expect(SNAPSHOT, stdout=_snapshot_text([WEB], running=False))

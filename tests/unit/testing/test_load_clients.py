@@ -93,3 +93,28 @@ def test_wrk_stopped_early_still_reports_counts_and_latency(server: str) -> None
     p50, p99 = result.percentile_ms(50), result.percentile_ms(99)
     assert p50 is not None and p99 is not None and 0 < p50 <= p99
     assert result.first_bodies and all("v1" in b for b in result.first_bodies)
+
+
+def test_niced_clients_run_below_this_process(server: str) -> None:
+    """``nice``: the client threads (and wrk) yield the CPU to the deploy and the servers."""
+    import os
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: list[int] = []
+    original = _Handler.do_GET
+
+    def record(handler: _Handler) -> None:  # runs in the server thread: read the clients'
+        for thread in threading.enumerate():
+            if thread.name.startswith("load-") and thread.native_id is not None:
+                seen.append(os.getpriority(os.PRIO_PROCESS, thread.native_id))
+        original(handler)
+
+    _Handler.do_GET = record  # type: ignore[method-assign]
+    try:
+        with NewConnectionLoad(server + "/", host="a.test", workers=2, nice=5, max_requests=10):
+            assert _eventually(lambda: len(seen) >= 2)
+    finally:
+        _Handler.do_GET = original  # type: ignore[method-assign]
+    assert set(seen) == {min(mine + 5, 19)}
+    if shutil.which("wrk") is not None:
+        assert WrkLoad(server, host="a.test", nice=5).argv()[:3] == ["nice", "-n", "5"]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy import ship
-from stagecraft.deploy.build import built_services, image_exists
+from stagecraft.deploy.build import built_services, images_present
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.rollout.result import HostJob, run_jobs
 from stagecraft.deploy.ship import RegistryTarget, stream
@@ -46,10 +46,13 @@ def ship_jobs(
     With ``live``, each host's transfer is reported every second as it goes.
     """
     alive = [j for j in jobs if j.alive]
-    wanted = images_to_ship(loaded, environment, release, alive, environ)
+    edge_images = _edge_images(loaded, environment, release)
+    release_images = {s.image for job in alive for s in job.rendered.services.values()}
+    present = images_present([*release_images, *edge_images], environ)  # one local call
+    wanted = images_to_ship(loaded, environment, release, alive, present)
     target = registry_target(environment, release, secrets)
     if target is None:
-        proxy = proxy_images(loaded, environment, release, environ)
+        proxy = [image for image in edge_images if present.get(image)]
         for job in alive:
             if proxy and serves_routes(environment, job):
                 wanted[job.name] = sorted({*wanted[job.name], *proxy})
@@ -130,41 +133,36 @@ def images_to_ship(
     environment: EnvironmentConfig,
     release: Release,
     jobs: Sequence[HostJob],
-    environ: Mapping[str, str] | None,
+    present: Mapping[str, bool],
 ) -> dict[str, list[str]]:
     """Per host, the images to ship: built ones present locally (ssh mode: any present).
 
+    ``present`` says which images the local daemon has (:func:`images_present`).
     In registry mode an image that is not the release's own (``postgres:16``) is
     pulled by the host from where its name says, as compose would.
     """
     built = {release.image_for(s) for s in built_services(loaded)}
     ssh_mode = environment.images.transfer == "ssh"
-    present: dict[str, bool] = {}
     wanted: dict[str, list[str]] = {}
     for job in jobs:
         images = set()
         for service in job.rendered.services.values():
             image = service.image
-            if image not in present:
-                present[image] = image_exists(image, environ)
-            if present[image] and (image in built or ssh_mode):
+            if present.get(image) and (image in built or ssh_mode):
                 images.add(image)
         wanted[job.name] = sorted(images)
     return wanted
 
 
-def proxy_images(
-    loaded: LoadedConfig,
-    environment: EnvironmentConfig,
-    release: Release,
-    environ: Mapping[str, str] | None,
-) -> list[str]:
-    """The edge proxy's images the local daemon has (those ship like the app's)."""
+def _edge_images(
+    loaded: LoadedConfig, environment: EnvironmentConfig, release: Release
+) -> tuple[str, ...]:
+    """The edge proxy's images when the environment has routes (they ship like the app's)."""
     from stagecraft.deploy.edge import edge_for
 
     if not environment.routes or release.env is None:
-        return []
-    return [i for i in edge_for(loaded, release.env).images if image_exists(i, environ)]
+        return ()
+    return edge_for(loaded, release.env).images
 
 
 def serves_routes(environment: EnvironmentConfig, job: HostJob) -> bool:

@@ -139,11 +139,18 @@ def ensure_proxy(
     settings = ProxySettings(
         image, check_tls(tls_mode), email, http_port, https_port, upstream_refresh
     )
+    return _ensure(host, settings, timeout)[0]
+
+
+def _ensure(
+    host: SSHHost, settings: ProxySettings, timeout: float
+) -> tuple[ProxyState, _Snapshot | None]:
+    """:func:`ensure_proxy`; the snapshot it read when nothing had to change, else None."""
     snap = _snapshot(host)
     if snap.unchanged(settings):  # the usual deploy: one round trip
         assert snap.proxy is not None
         log.event(logger, logging.INFO, "proxy ready", host=host.name, phase="edge")
-        return ProxyState(host.name, snap.proxy[0], snap.proxy[3], False)
+        return ProxyState(host.name, snap.proxy[0], snap.proxy[3], False), snap
     _ensure_network(host)
     host.run(["mkdir", "-p", f"{PROXY_DIR}/data", f"{PROXY_DIR}/config"])
     host.write_file(SETTINGS_FILE, settings.to_json(), mode=0o644)
@@ -158,7 +165,7 @@ def ensure_proxy(
         if previous != config:
             _wait_loaded(host, timeout)
         log.event(logger, logging.INFO, "proxy ready", host=host.name, phase="edge")
-        return ProxyState(host.name, current[0], current[3], False)
+        return ProxyState(host.name, current[0], current[3], False), None
     created = False
     if current is None or current[2] != settings.fingerprint():
         _ensure_image(host, settings.image)  # before the running proxy is removed
@@ -176,11 +183,17 @@ def ensure_proxy(
     if found is None:
         raise EdgeError(host.name, f"the proxy container {PROXY_CONTAINER} vanished")
     log.event(logger, logging.INFO, "proxy ready", host=host.name, phase="edge")
-    return ProxyState(host.name, found[0], found[3], created)
+    return ProxyState(host.name, found[0], found[3], created), None
 
 
 def apply_routes(
-    host: SSHHost, project: str, env: str, routes: Sequence[Route], *, timeout: float = 30.0
+    host: SSHHost,
+    project: str,
+    env: str,
+    routes: Sequence[Route],
+    *,
+    timeout: float = 30.0,
+    snapshot: _Snapshot | None = None,
 ) -> RoutesResult:
     """Set ``project``/``env``'s routes on the host's proxy, keeping every other app's.
 
@@ -193,7 +206,9 @@ def apply_routes(
         apply_routes(host, "shop", "prod", [Route("shop.com", "web.prod.shop.internal", 80)])
     """
     app = f"{project}/{env}"
-    snap = _snapshot(host)
+    # A snapshot read a moment ago (by ensure) is good enough for the fast path: routes
+    # it shows cannot have been removed since, and a missing one takes the locked path.
+    snap = snapshot or _snapshot(host)
     if snap.settings is not None and snap.config is not None:
         # This app's routes are there already (another app's change cannot remove
         # them): nothing to write, no lock needed.
@@ -647,22 +662,15 @@ class CaddyHost(HostProxy):
         self.host = host
         self.settings = settings
         self._state: ProxyState | None = None
+        self._snapshot: _Snapshot | None = None
 
     def ensure(self) -> ProxyState:
-        s = self.settings
-        self._state = ensure_proxy(
-            self.host,
-            image=s.image,
-            tls_mode=s.tls_mode,
-            email=s.email,
-            http_port=s.http_port,
-            https_port=s.https_port,
-            upstream_refresh=s.upstream_refresh,
-        )
+        self._state, self._snapshot = _ensure(self.host, self.settings, 60.0)
         return self._state
 
     def apply_routes(self, project: str, env: str, routes: Sequence[Route]) -> RoutesResult:
-        return apply_routes(self.host, project, env, routes)
+        snapshot, self._snapshot = self._snapshot, None  # good for the next call only
+        return apply_routes(self.host, project, env, routes, snapshot=snapshot)
 
     def routes(self) -> dict[str, list[Route]]:
         return read_routes(self.host)
