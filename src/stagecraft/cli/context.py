@@ -101,15 +101,26 @@ class AppContext:
             )
         return self.env
 
-    def load_config(self, *, compose: bool = True, provisioned: bool = True) -> LoadedConfig:
+    def load_config(
+        self,
+        *,
+        compose: bool = True,
+        provisioned: bool = True,
+        on_config: Callable[[LoadedConfig], None] | None = None,
+    ) -> LoadedConfig:
         """Find, load and validate ``stagecraft.yml`` (and check the compose file).
 
-        ``provisioned=False`` accepts hosts of ``--env`` that have no address yet.
+        ``provisioned=False`` accepts hosts of ``--env`` that have no address yet;
+        ``on_config`` runs before the compose model is loaded.
         """
         from stagecraft.config.loader import load_project
 
         return load_project(
-            self.config_path, env=self.env, check_compose=compose, provisioned=provisioned
+            self.config_path,
+            env=self.env,
+            check_compose=compose,
+            provisioned=provisioned,
+            on_config=on_config,
         )
 
 

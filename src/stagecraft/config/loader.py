@@ -153,6 +153,7 @@ def load_project(
     environ: Mapping[str, str] | None = None,
     compose_loader: Callable[[LoadedConfig], ComposeProject] | None = None,
     provisioned: bool = True,
+    on_config: Callable[[LoadedConfig], None] | None = None,
 ) -> LoadedConfig:
     """Find and load ``stagecraft.yml``, check ``env`` exists, load and cross-check compose.
 
@@ -161,6 +162,8 @@ def load_project(
     ``compose_loader`` loads the compose model instead of :func:`load_compose`
     with ``environ`` (a deployed environment's own model, ADR 0006). With
     ``provisioned`` (the default) every host of ``env`` must have an address.
+    ``on_config`` gets the valid config before the compose model is loaded (a
+    deploy starts its SSH connections there).
     """
     path = find_config(explicit, cwd)
     event(logger, logging.DEBUG, f"loading {path}", phase="config")
@@ -169,6 +172,8 @@ def load_project(
         raise _error(doc)
     if env is not None and not doc.issues:
         loaded.environment(env, provisioned=provisioned)
+    if on_config is not None and not doc.issues:
+        on_config(loaded)
     if check_compose:
         compose = _load_compose(loaded, doc, environ, compose_loader)
         if compose is not None:

@@ -70,6 +70,37 @@ logger = logging.getLogger(__name__)
 
 CONFIG_ENV = "STAGECRAFT_SSH_CONFIG"
 CONTROL_PERSIST = "60s"
+
+
+@dataclass(frozen=True)
+class _Warming:
+    """A background connect (:meth:`SSHHost.warm_up`) and how to stop it."""
+
+    thread: threading.Thread
+    scope: process.CancelScope
+    host: SSHHost
+
+    def cancel(self) -> None:
+        if self.thread.is_alive():
+            self.scope.cancel(grace=0.5)
+        self.thread.join()
+
+
+_WARM_LOCK = threading.Lock()
+_WARMING: dict[Path, _Warming] = {}
+"""Background connects by control path (one per target and options in this process)."""
+
+
+def stop_warm_ups() -> None:
+    """Stop every background connect and the connections they opened (a command gave up)."""
+    with _WARM_LOCK:
+        pending = list(_WARMING.values())
+        _WARMING.clear()
+    for warming in pending:
+        warming.cancel()
+        warming.host.close()
+
+
 SSH_HINT = "install the OpenSSH client (Debian/Ubuntu: `apt-get install openssh-client`)"
 _MISSING_MARK = "stagecraft: no such file"
 _MAX_CONTROL_PATH = 86  # ssh appends ".XXXXXXXXXXXXXXXX" while binding; sun_path holds 104
@@ -129,46 +160,48 @@ class SSHHost:
     def __init__(self, target: SSHTarget, options: SSHOptions | None = None) -> None:
         self.target = target
         self.options = options if options is not None else SSHOptions.from_env()
-        self._warming: threading.Thread | None = None
-        self._warm_scope: process.CancelScope | None = None
 
     def warm_up(self) -> None:
         """Open the shared connection in the background while the caller does other work.
 
-        The next command on this host waits for it instead of opening a second
-        one. Failures are not reported here: that command meets them and says
-        why. :meth:`cancel_warm_up` stops a connect still under way.
+        The next command to this target (from any :class:`SSHHost` with the same
+        options, in this process) waits for it instead of opening a second one.
+        Failures are not reported here: that command meets them and says why.
+        :meth:`cancel_warm_up` stops a connect still under way.
         """
-        if self._warming is not None or self.control_path().exists():
-            return
-        with process.cancel_scope() as scope:
-            context = contextvars.copy_context()  # runs the connect inside ``scope``
-        self._warm_scope = scope
+        path = self.control_path()
+        with _WARM_LOCK:
+            if path in _WARMING or path.exists():
+                return
+            with process.cancel_scope() as scope:
+                context = contextvars.copy_context()  # runs the connect inside ``scope``
 
-        def connect() -> None:
-            with contextlib.suppress(Exception):
-                argv = self.ssh_argv("true")
-                process.run(argv, check=False, timeout=self.options.connect_timeout + 5)
+            def connect() -> None:
+                with contextlib.suppress(Exception):
+                    argv = self.ssh_argv("true")
+                    process.run(argv, check=False, timeout=self.options.connect_timeout + 5)
 
-        self._warming = threading.Thread(
-            target=context.run, args=(connect,), name=f"ssh-{self.name}", daemon=True
-        )
-        self._warming.start()
+            thread = threading.Thread(
+                target=context.run, args=(connect,), name=f"ssh-{self.name}", daemon=True
+            )
+            _WARMING[path] = _Warming(thread, scope, self)
+            thread.start()
 
     def cancel_warm_up(self) -> None:
         """Stop a background connect (:meth:`warm_up`) that has not finished, and forget it."""
-        warming, scope = self._warming, self._warm_scope
-        if warming is None:
-            return
-        if scope is not None and warming.is_alive():
-            scope.cancel(grace=0.5)
-        warming.join()
-        self._warming = self._warm_scope = None
+        with _WARM_LOCK:
+            warming = _WARMING.pop(self.control_path(), None)
+        if warming is not None:
+            warming.cancel()
 
     def _wait_warm(self) -> None:
-        warming = self._warming
-        if warming is not None and warming is not threading.current_thread():
-            warming.join()
+        with _WARM_LOCK:
+            warming = _WARMING.get(self.control_path())
+        if warming is not None and warming.thread is not threading.current_thread():
+            warming.thread.join()
+            with _WARM_LOCK:
+                if _WARMING.get(self.control_path()) is warming:
+                    del _WARMING[self.control_path()]
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from stagecraft.runtime import ssh
 from stagecraft.runtime.ssh import SSHHost, SSHOptions, SSHTarget
 
 
@@ -67,7 +68,7 @@ def test_cancel_stops_a_connect_still_in_its_handshake(
     cancelling.start()
     cancelling.join(20)  # a cancel that only waited would wait out the 120 s ConnectTimeout
     assert not cancelling.is_alive(), "cancel_warm_up did not stop the connect"
-    assert host._warming is None
+    assert host.control_path() not in ssh._WARMING
     conn = accepted[0]
     conn.settimeout(20)  # a live ssh would keep the connection open: recv times out
     while conn.recv(1024):  # ssh may have sent its banner; it must then hang up
@@ -82,9 +83,28 @@ def test_a_second_warm_up_and_a_cancel_without_one_do_nothing(
     host = _host(tmp_path, port)
     host.cancel_warm_up()  # nothing under way
     host.warm_up()
-    first = host._warming
+    first = ssh._WARMING[host.control_path()]
+    twin = _host(tmp_path, port)  # another object for the same target and options
+    twin.warm_up()
     host.warm_up()
-    assert host._warming is first
+    assert ssh._WARMING[host.control_path()] is first
     _wait(lambda: accepted, "ssh to connect")
     host.cancel_warm_up()
     assert len(accepted) == 1
+
+
+def test_stop_warm_ups_ends_every_connect_a_command_started(
+    tmp_path: Path, silent_server: tuple[int, list[socket.socket]]
+) -> None:
+    port, accepted = silent_server
+    for i in range(2):
+        (tmp_path / str(i)).mkdir()
+    hosts = [_host(tmp_path / str(i), port) for i in range(2)]
+    for host in hosts:
+        host.warm_up()
+    _wait(lambda: len(accepted) == 2, "both connects")
+    stopping = threading.Thread(target=ssh.stop_warm_ups)
+    stopping.start()
+    stopping.join(20)
+    assert not stopping.is_alive(), "stop_warm_ups did not stop the connects"
+    assert not ssh._WARMING

@@ -58,7 +58,7 @@ def deploy(
     from stagecraft.deploy.pipeline import deploy as run_deploy
 
     env = app.require_env()
-    loaded = app.load_config()
+    loaded = load_and_connect(app, env)
     if app.dry_run:
         show_hooks(app, loaded, "deploy", skip=skip_hooks)
         show_plan(app, env, version)
@@ -74,6 +74,20 @@ def deploy(
         live=view is not None,
     )
     run_and_report(app, lambda: run_deploy(loaded, env, options), view)
+
+
+def load_and_connect(app: AppContext, env: str) -> LoadedConfig:
+    """The config; unless ``--dry-run``, the hosts' SSH connections open while compose loads."""
+    from stagecraft.deploy.state.layout import warm_up_hosts
+    from stagecraft.runtime.ssh import stop_warm_ups
+
+    if app.dry_run:
+        return app.load_config()
+    try:
+        return app.load_config(on_config=lambda loaded: warm_up_hosts(loaded.environment(env)))
+    except BaseException:
+        stop_warm_ups()
+        raise
 
 
 def show_plan(app: AppContext, env: str, version: str | None, *, migrations: bool = True) -> None:

@@ -32,6 +32,7 @@ def rollback(app: AppContext, to: str | None, lock_wait: float, skip_hooks: bool
     from stagecraft.cli.commands.deploy import (
         hook_printer,
         live_view,
+        load_and_connect,
         progress_printer,
         run_and_report,
         show_hooks,
@@ -41,7 +42,7 @@ def rollback(app: AppContext, to: str | None, lock_wait: float, skip_hooks: bool
     from stagecraft.deploy.pipeline import rollback as run_rollback
 
     env = app.require_env()
-    loaded = app.load_config()
+    loaded = load_and_connect(app, env)
     if app.dry_run:
         target = rollback_target(loaded, env, to, None)
         progress_printer(app)("-", None, f"would roll back to {target.id} ({target.version})")

@@ -41,6 +41,16 @@ def environment_hosts(
     return [SSHHost(host_target(environment, name), opts) for name in environment.hosts]
 
 
+def warm_up_hosts(environment: EnvironmentConfig, options: SSHOptions | None = None) -> None:
+    """Start the SSH connections to ``environment``'s hosts in the background.
+
+    A deploy calls this before it loads the compose model, so the handshakes
+    overlap that local work (:meth:`SSHHost.warm_up`).
+    """
+    for host in environment_hosts(environment, options):
+        host.warm_up()
+
+
 def host_target(environment: EnvironmentConfig, name: str) -> SSHTarget:
     """Where ssh reaches host ``name``; ConfigError when it has no address yet."""
     host = environment.hosts[name]
