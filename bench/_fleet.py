@@ -254,9 +254,8 @@ class Fleet:
             raise
 
     def _start(self) -> Fleet:
-        from stagecraft.localhosts.sandbox import check_available, cleanup_stale
+        from stagecraft.localhosts.sandbox import check_available, cleanup_stale, start_sandbox
         from stagecraft.testing import images
-        from stagecraft.testing.pytest_plugin import start_sandbox
 
         check_available()
         cleanup_stale()  # what crashed runs left behind

@@ -1,4 +1,8 @@
-"""Durations written as ``10s``, ``1m30s``, ``500ms`` or a plain number of seconds."""
+"""Durations written as ``10s``, ``1m30s``, ``500ms``, ``2d`` or a plain number of seconds.
+
+One grammar for every duration Stagecraft reads: config keys (``drain: 30s``)
+and command-line values (``logs --since 1h30m``).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,19 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$|^\.\d+$")
-PATTERN = r"^((\d+(\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h))+$|^\d+(\.\d+)?$"
+PATTERN = r"^((\d+(\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h|d))+$|^\d+(\.\d+)?$"
 
 HELP = "use e.g. 10s, 1m30s, 500ms or a number of seconds"
 
@@ -19,8 +32,8 @@ HELP = "use e.g. 10s, 1m30s, 500ms or a number of seconds"
 def parse_duration(value: object) -> float:
     """Seconds in ``value`` (a number, or a string like ``1m30s``); ValueError if malformed.
 
-    >>> parse_duration("1m30s"), parse_duration("500ms"), parse_duration(5)
-    (90.0, 0.5, 5.0)
+    >>> parse_duration("1m30s"), parse_duration("500ms"), parse_duration(5), parse_duration("1d")
+    (90.0, 0.5, 5.0, 86400.0)
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {str(value).lower()}; {HELP}")

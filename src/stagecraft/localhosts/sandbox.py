@@ -49,7 +49,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from stagecraft import log
 from stagecraft.localhosts import hostos
@@ -86,6 +86,7 @@ __all__ = [
     "cleanup_stale",
     "find_leftovers",
     "ssh_options_for",
+    "start_sandbox",
 ]
 
 logger = logging.getLogger(__name__)
@@ -694,3 +695,18 @@ def _q(path: Path | str) -> str:
 def _tail(output: str) -> str:
     lines = [line for line in output.strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else "(no output)"
+
+
+def start_sandbox(count: int, workdir: Path, base: str, **options: Any) -> Sandbox:
+    """Start a sandbox under the first free prefix ``base``, ``base1``, ... ``base9``.
+
+    ``options`` go to :class:`Sandbox` (``bare=1, bare_rootfs=...``). Benches and
+    tests share it; it needs no pytest.
+    """
+    for prefix in [base, *(f"{base}{n}" for n in range(1, 10))]:
+        try:
+            cleanup_leftovers(prefix)
+            return Sandbox(count, workdir=workdir / prefix, prefix=prefix, **options).start()
+        except SandboxBusyError:
+            continue
+    raise SandboxBusyError(f"every sandbox prefix {base}..{base}9 is in use")

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+from stagecraft.config.durations import parse_duration
 from stagecraft.deploy.state.containers import read_states
 from stagecraft.errors import UsageError
 from stagecraft.runtime.fanout import describe, fan_out
@@ -40,7 +41,6 @@ from stagecraft.runtime.ssh import SSHHost
 LogSink = Callable[[str, str, str], None]
 """Called as ``sink(label, stream, text)``; ``stream`` is ``"stdout"`` or ``"stderr"``."""
 
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _TIMESTAMP = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?"
 )
@@ -84,16 +84,23 @@ class LogLine:
 
 
 def parse_since(text: str) -> str:
-    """``--since`` as Docker takes it: ``10m``, ``1h30m``, ``2d`` (as seconds) or a date/time.
+    """``--since`` as Docker takes it: a duration (the config's grammar:
+    :mod:`stagecraft.config.durations`) as seconds, or a date/time.
 
-    >>> parse_since("1h30m"), parse_since("2d"), parse_since("2026-11-24T10:00:00Z")
-    ('5400s', '172800s', '2026-11-24T10:00:00Z')
+    >>> parse_since("1h30m"), parse_since("2d"), parse_since("90s"), parse_since("500ms")
+    ('5400s', '172800s', '90s', '0.5s')
+    >>> parse_since("2026-11-24T10:00:00Z")
+    '2026-11-24T10:00:00Z'
     """
     value = text.strip()
-    match = _DURATION.fullmatch(value)
-    if value and match and any(match.groups()):
-        days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-        return f"{((days * 24 + hours) * 60 + minutes) * 60 + seconds}s"
+    if value and not value.replace(".", "", 1).isdigit():  # a bare number is ambiguous
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            pass
+        else:
+            whole = seconds == int(seconds)
+            return f"{int(seconds)}s" if whole else f"{seconds:.3f}".rstrip("0") + "s"
     if _TIMESTAMP.fullmatch(value):
         return value
     raise UsageError(

@@ -23,10 +23,11 @@ from __future__ import annotations
 import shutil
 import signal
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+
+from stagecraft.localhosts.sandbox import start_sandbox
 
 if TYPE_CHECKING:
     from stagecraft.localhosts.sandbox import Sandbox
@@ -60,22 +61,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.sandbox)
             item.add_marker(pytest.mark.integration)
-
-
-def start_sandbox(count: int, workdir: Path, base: str, **options: Any) -> Sandbox:
-    """Start a sandbox under the first free prefix ``base``, ``base1``, ... ``base9``.
-
-    ``options`` go to :class:`~stagecraft.localhosts.sandbox.Sandbox` (``bare=1, bare_rootfs=...``).
-    """
-    from stagecraft.localhosts.sandbox import Sandbox, SandboxBusyError, cleanup_leftovers
-
-    for prefix in [base, *(f"{base}{n}" for n in range(1, 10))]:
-        try:
-            cleanup_leftovers(prefix)
-            return Sandbox(count, workdir=workdir / prefix, prefix=prefix, **options).start()
-        except SandboxBusyError:
-            continue
-    raise SandboxBusyError(f"every sandbox prefix {base}..{base}9 is in use")
 
 
 _SESSION: dict[str, bool] = {}
