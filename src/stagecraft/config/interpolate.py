@@ -62,19 +62,39 @@ def _walk(node: Any, path: Path_, environ: Mapping[str, str], out: Interpolated)
     return node
 
 
-def interpolate(text: str, environ: Mapping[str, str], used: list[str] | None = None) -> str:
+def interpolate(
+    text: str,
+    environ: Mapping[str, str],
+    used: list[str] | None = None,
+    *,
+    lenient: bool = False,
+) -> str:
     """``text`` with references replaced; names looked up are appended to ``used``.
+
+    ``lenient`` reads like Compose's own warnings-only mode: an unset variable
+    without a default, required or not, becomes empty instead of an error
+    (``init`` guessing from a compose file uses it; configs never do).
 
     >>> interpolate("db-${ENV:-dev}-$$1", {})
     'db-dev-$1'
+    >>> interpolate("${REG}/api:${TAG:?tag}", {}, lenient=True)
+    '/api:'
     """
-    value, end = _scan(text, 0, environ, used if used is not None else [], nested=False, live=True)
+    used = used if used is not None else []
+    value, end = _scan(text, 0, environ, used, nested=False, live=True, lenient=lenient)
     assert end == len(text)
     return value
 
 
 def _scan(
-    text: str, pos: int, env: Mapping[str, str], used: list[str], *, nested: bool, live: bool
+    text: str,
+    pos: int,
+    env: Mapping[str, str],
+    used: list[str],
+    *,
+    nested: bool,
+    live: bool,
+    lenient: bool = False,
 ) -> tuple[str, int]:
     """Expand from ``pos`` to the end (or, when ``nested``, to the unmatched ``}``).
 
@@ -94,7 +114,7 @@ def _scan(
             out.append("$")
             pos += 2
         elif following == "{":
-            value, pos = _reference(text, pos + 2, env, used, live=live)
+            value, pos = _reference(text, pos + 2, env, used, live=live, lenient=lenient)
             out.append(value)
         else:
             out.append("$")
@@ -107,7 +127,7 @@ def _scan(
 
 
 def _reference(
-    text: str, pos: int, env: Mapping[str, str], used: list[str], *, live: bool
+    text: str, pos: int, env: Mapping[str, str], used: list[str], *, live: bool, lenient: bool
 ) -> tuple[str, int]:
     """Expand the reference whose name starts at ``pos`` (just after ``${``)."""
     match = _NAME.match(text, pos)
@@ -119,7 +139,7 @@ def _reference(
     if live:
         used.append(name)
     if text.startswith("}", pos):
-        if value is None and live:
+        if value is None and live and not lenient:
             raise InterpolationError(
                 f"variable {name} is not set",
                 f"export {name}, or give a default: ${{{name}:-value}}",
@@ -133,10 +153,12 @@ def _reference(
             )
         raise InterpolationError(f"invalid variable reference in {text!r}", _SYNTAX)
     missing = value is None or (operator.startswith(":") and value == "")
-    word, end = _scan(text, pos + len(operator), env, used, nested=True, live=live and missing)
+    word, end = _scan(
+        text, pos + len(operator), env, used, nested=True, live=live and missing, lenient=lenient
+    )
     if operator in (":-", "-"):
         return (word if missing else value) or "", end + 1
-    if missing and live:
+    if missing and live and not lenient:
         detail = f": {word}" if word else ""
         raise InterpolationError(f"variable {name} is required{detail}", f"export {name}")
     return value or "", end + 1

@@ -9,7 +9,6 @@ directly, and it says so in the detection notes.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,6 +18,7 @@ from stagecraft.compose.model import (
     ComposeError,
     load_compose,
 )
+from stagecraft.config.interpolate import InterpolationError, interpolate
 from stagecraft.errors import CommandTimeout, PrerequisiteMissing
 
 """Compose's own discovery order."""
@@ -58,10 +58,6 @@ INFRA_IMAGES: tuple[tuple[str, str], ...] = (
     ("opensearch", "search"),
     ("meilisearch", "search"),
     ("typesense", "search"),
-)
-
-_VAR = re.compile(
-    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}"
 )
 
 
@@ -226,21 +222,15 @@ def _services_from_yaml(root: Path, compose_file: Path) -> tuple[ServiceInfo, ..
 
 
 def _interpolate(value: Any, environ: Mapping[str, str] | None = None) -> str:
-    """Resolve ``${VAR}``, ``${VAR:-default}`` and ``${VAR-default}`` the way Compose would."""
-    env = os.environ if environ is None else environ
+    """Resolve ``${VAR}`` references as Compose would, unset ones empty (best effort).
 
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, op, default = match.group("name"), match.group("op"), match.group("default")
-        value = env.get(name)
-        if op in (":-", ":?") and not value:
-            return default if op == ":-" else ""
-        if op in ("-", "?") and value is None:
-            return default if op == "-" else ""
-        return value or ""
-
-    return _VAR.sub(replace, str(value))
+    The config's own grammar (:func:`stagecraft.config.interpolate.interpolate`);
+    a malformed reference leaves the value as written.
+    """
+    try:
+        return interpolate(str(value), os.environ if environ is None else environ, lenient=True)
+    except InterpolationError:
+        return str(value)
 
 
 def relative_path(path: Path, root: Path) -> str:

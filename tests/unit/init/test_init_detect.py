@@ -411,6 +411,10 @@ def test_infra_kind_by_image(image: str | None, kind: str | None) -> None:
         ("${IMG:-postgres:16}", {"IMG": "local/pg"}, "local/pg"),
         ("${REG}/api:${TAG:?tag}", {"REG": "ghcr.io", "TAG": "1"}, "ghcr.io/api:1"),
         ("$${literal}", {}, "${literal}"),
+        ("${MISSING}/api", {}, "/api"),  # unset: empty, as Compose (with a warning)
+        ("api:${TAG:?tag}", {}, "api:"),
+        ("${IMG:-${REG:-ghcr.io}/api}", {}, "ghcr.io/api"),  # the config's nested defaults
+        ("${broken", {}, "${broken"),  # malformed: left as written
     ],
 )
 def test_fallback_interpolation(value: str, env: dict[str, str], expected: str) -> None:
