@@ -47,6 +47,7 @@ from stagecraft.config.names import (
 Strategy = Literal["pre_deploy", "post_deploy", "manual"]
 TlsMode = Literal["acme", "internal", "off"]
 Transfer = Literal["ssh", "registry"]
+Driver = Literal["ssh", "swarm"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 _ROUTE_TARGET = re.compile(r"^(?P<service>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
@@ -225,6 +226,10 @@ class HostConfig(Model):
     port: Port = Field(default=22, description="SSH port.")
     roles: list[RoleName] = Field(min_length=1, description="Roles this host plays.")
     labels: dict[str, EnvValue] = Field(default_factory=dict, description="Free-form labels.")
+    manager: bool = Field(
+        default=False,
+        description="driver: swarm only: a Swarm manager (default: the first host alone).",
+    )
 
 
 DockerSource = Literal["distro", "docker", "none"]
@@ -399,6 +404,13 @@ class EnvironmentConfig(Model):
     """A deploy target: hosts, what runs where, routes, env, secrets, tuning."""
 
     hosts: dict[HostName, HostConfig] = Field(min_length=1, description="Servers by name.")
+    driver: Driver = Field(
+        default="ssh",
+        description=(
+            "ssh: Stagecraft rolls out over SSH, host by host; swarm: the hosts form a Docker"
+            " Swarm that runs the app as a stack (docs/swarm.md)."
+        ),
+    )
     roles: dict[RoleName, list[ServiceName]] = Field(
         default_factory=dict, description="Role -> the compose services it runs."
     )
@@ -434,10 +446,27 @@ class EnvironmentConfig(Model):
         description="Deploy tuning: parallelism, boot groups, timeouts, releases kept.",
     )
 
+    @model_validator(mode="after")
+    def _check_driver(self) -> EnvironmentConfig:
+        if self.driver == "ssh":
+            managers = [name for name, host in self.hosts.items() if host.manager]
+            if managers:
+                raise ValueError(
+                    f"hosts {', '.join(managers)}: manager is only used with driver: swarm"
+                )
+        elif self.images.transfer != "ssh":
+            raise ValueError("driver: swarm ships images over SSH only (images.transfer: ssh)")
+        return self
+
     @property
     def primary_host(self) -> str:
         """The first host: it holds the deploy lock."""
         return next(iter(self.hosts))
+
+    @property
+    def managers(self) -> list[str]:
+        """driver: swarm: the hosts marked ``manager: true``, else the first host."""
+        return [name for name, host in self.hosts.items() if host.manager] or [self.primary_host]
 
     def services_on(self, host: str) -> list[str]:
         """Compose services placed on ``host`` by its roles, in role order, without repeats."""

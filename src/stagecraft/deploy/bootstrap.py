@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
@@ -54,10 +54,15 @@ class HostReady:
     host: str
     docker_version: str
     compose_version: str | None
-    proxy_created: bool
+    proxy_created: bool | None  # None: no proxy per host (driver: swarm runs it as a service)
     notes: tuple[str, ...] = field(default_factory=tuple)
     mesh: MeshJoin | None = None
     changes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def proxy_state(self) -> str:
+        """``proxy started``, ``proxy already running`` or ``swarm node``."""
+        return _proxy_state(self.proxy_created)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ def bootstrap_host(
     mesh: Mesh | None = None,
     setup: BootstrapConfig | None = None,
     prepared: host_setup.SetupReport | None = None,
+    per_host_proxy: bool = True,
 ) -> HostReady:
     """Set up Docker (with ``setup``), create the state directory, ensure the proxy, join the
     mesh on one host.
@@ -89,7 +95,7 @@ def bootstrap_host(
     ``setup`` (the environment's ``bootstrap:``) lets :mod:`~stagecraft.deploy.host_setup`
     install Docker, create the deploy user and turn on the firewall first (unless
     ``prepared`` says it already ran); without it a host without Docker fails with
-    the fix.
+    the fix. ``per_host_proxy`` False (``driver: swarm``) leaves the proxy to the stack.
     """
     if setup is not None and prepared is None:
         prepared = prepare(host, env, setup, proxy, mesh)
@@ -104,7 +110,7 @@ def bootstrap_host(
             "and make sure the SSH user may run `docker`",
         )
     host.run(["mkdir", "-p", f"{app_dir(project, env)}/releases"])
-    state = proxy.on(host).ensure()
+    created = proxy.on(host).ensure().created if per_host_proxy else None
     joined = mesh.join(host) if mesh is not None else None
     handed = host_setup.hand_over_state(host, setup) if setup is not None else None
     changes += [handed] if handed else []
@@ -112,8 +118,7 @@ def bootstrap_host(
     log.event(
         logger,
         logging.INFO,
-        f"ready: docker {probe.docker_version}, proxy {'started' if state.created else 'running'}"
-        f"{on_mesh}",
+        f"ready: docker {probe.docker_version}, {_proxy_state(created)}{on_mesh}",
         host=host.name,
         phase="bootstrap",
     )
@@ -121,7 +126,7 @@ def bootstrap_host(
         host.name,
         probe.docker_version,
         probe.compose_version,
-        state.created,
+        created,
         notes,
         joined,
         tuple(changes),
@@ -172,7 +177,9 @@ def bootstrap(
         o.name: o.error for o in setups.outcomes if o.error is not None
     }
     ready = [h for h in hosts if h.name not in failed]
-    failed.update(ship_proxy_images(ready, proxy.images, parallel=parallel))
+    swarm = environment.driver == "swarm"
+    if not swarm:  # on a swarm the deploy ships the proxy's image to the edge nodes
+        failed.update(ship_proxy_images(ready, proxy.images, parallel=parallel))
     prepared = {o.name: o.value for o in setups.outcomes if o.value is not None}
 
     def run(host: SSHHost) -> HostReady:
@@ -187,14 +194,77 @@ def bootstrap(
                 mesh=mesh,
                 setup=environment.bootstrap,
                 prepared=prepared[host.name],
+                per_host_proxy=not swarm,
             )
         finally:
-            host.close()
+            if not swarm:
+                host.close()
 
     result = fan_out(hosts, run, name=lambda h: h.name, parallel=parallel)
     if mesh is not None:
         record_mesh(loaded, env, mesh.provider, result)
+    if swarm:
+        try:
+            result = form_environment_swarm(loaded, env, hosts, result)
+        finally:
+            for host in hosts:
+                host.close()
     return result
+
+
+def form_environment_swarm(
+    loaded: LoadedConfig, env: str, hosts: Sequence[SSHHost], ready: GroupResult[HostReady]
+) -> GroupResult[HostReady]:
+    """``driver: swarm``: form the swarm over the hosts that are ready; its changes per host.
+
+    A host that failed its own bootstrap stays out (and failed); a swarm refusal
+    fails the host it names and changes nothing.
+    """
+    from stagecraft.deploy.swarm.cluster import SwarmError, form_swarm
+    from stagecraft.deploy.swarm.driver import advertise_addresses, edge_hosts
+    from stagecraft.deploy.swarm.stack import network_name
+
+    environment = loaded.environment(env)
+    ok = {o.name for o in ready.succeeded}
+    members = [h for h in hosts if h.name in ok]
+    if not members:
+        return ready
+    changes: dict[str, list[str]] = {}
+    error: SwarmError | None = None
+    try:
+        formed = form_swarm(
+            members,
+            advertise=advertise_addresses(loaded, env),
+            managers=[m for m in environment.managers if m in ok],
+            roles={name: environment.hosts[name].roles for name in ok},
+            network=network_name(loaded.config.project.name, env),
+            edge=edge_hosts(environment),
+            parallel=environment.deploy.parallel,
+        )
+        for line in formed.changes:
+            host, _, what = line.partition(": ")
+            changes.setdefault(host, []).append(what)
+    except SwarmError as exc:
+        error = exc
+    outcomes = []
+    for outcome in ready.outcomes:
+        value = outcome.value
+        if error is not None and outcome.name in {*error.host.split(","), "-"}:
+            outcomes.append(replace(outcome, value=None, error=error))
+        elif value is not None and outcome.name in changes:
+            more = value.changes + tuple(changes[outcome.name])
+            outcomes.append(replace(outcome, value=replace(value, changes=more)))
+        else:
+            outcomes.append(outcome)
+    if error is not None and not any(o.error is error for o in outcomes):
+        outcomes = [replace(o, value=None, error=error) if o.ok else o for o in outcomes]
+    return GroupResult(tuple(outcomes))
+
+
+def _proxy_state(created: bool | None) -> str:
+    if created is None:
+        return "swarm node"
+    return "proxy started" if created else "proxy already running"
 
 
 def mesh_of(loaded: LoadedConfig, env: str, environ: Mapping[str, str] | None) -> Mesh | None:

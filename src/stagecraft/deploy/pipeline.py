@@ -110,13 +110,17 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
     changed) and :class:`PostHookFailed` (with the result) when the post hook did.
     """
     opts = options or DeployOptions()
+    environment = loaded.environment(env)
+    if environment.driver == "swarm":
+        from stagecraft.deploy.swarm.driver import deploy_stack
+
+        return deploy_stack(loaded, env, opts)
     started = time.monotonic()
     found = (  # a hook file without +x fails here, before anything else
         hooks.Hooks(loaded.root, opts.command)
         if opts.skip_hooks
         else hooks.discover(loaded.root, opts.command)
     )
-    environment = loaded.environment(env)
     hosts = environment_hosts(environment, opts.ssh_options)
     for host in hosts:  # the handshakes overlap the local work below
         host.warm_up()
@@ -147,7 +151,7 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
         secrets=secrets.values(),
         environ=opts.environ,
         on_line=opts.hook_output,
-        say=lambda message: _say(opts, "local", None, message),
+        say=lambda message: say(opts, "local", None, message),
         started=started,
     )
     info = lock.LockInfo.create(
@@ -162,7 +166,7 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
     try:
         with lock.held(hosts[0], info, wait=opts.lock_wait):
             locked = True
-            _say(opts, hosts[0].name, None, f"lock taken ({opts.command} {version.value})")
+            say(opts, hosts[0].name, None, f"lock taken ({opts.command} {version.value})")
             key = secret_digest.ensure_key(hosts[0], release.project, env)
             values = {name: value.reveal() for name, value in secrets.items()}
             rendered = render_hosts(
@@ -226,7 +230,7 @@ def rollback(
     """
     opts = options or DeployOptions()
     target = rollback_target(loaded, env, to, opts.ssh_options)
-    _say(opts, "-", None, f"rolling back to {target.id} (version {target.version})")
+    say(opts, "-", None, f"rolling back to {target.id} (version {target.version})")
     return deploy(
         loaded, env, replace(opts, version=target.version, command="rollback", build=False)
     )
@@ -289,7 +293,7 @@ def _locked(
     started = _now()
     jobs = [HostJob(host, rendered[host.name]) for host in hosts]
     if opts.build:
-        _build(loaded, release, opts, runner)
+        build_release_images(loaded, release, opts, runner)
     plan = _plan(release, rendered, jobs, environment)
     runner.pre(f"pre-{opts.command}")
     try:
@@ -300,7 +304,7 @@ def _locked(
             jobs,
             secrets=secrets,
             environ=opts.environ,
-            say=lambda host, message: _say(opts, host, None, message),
+            say=lambda host, message: say(opts, host, None, message),
             live=opts.live,
         )
         _prepare(
@@ -340,7 +344,7 @@ def _locked(
     )
 
 
-def _build(
+def build_release_images(
     loaded: LoadedConfig, release: Release, opts: DeployOptions, runner: hooks.HookRunner
 ) -> None:
     """The ``pre-build`` hook when an image is to be built, then the build."""
@@ -353,7 +357,7 @@ def _build(
     ):
         runner.pre("pre-build")
     for result in execute_build(plan, environ=opts.environ):
-        _say(opts, "local", result.service, f"image {result.image} {result.status}")
+        say(opts, "local", result.service, f"image {result.image} {result.status}")
 
 
 def _plan(
@@ -521,7 +525,7 @@ def _migrate(
                 job.fail(exc)
                 job.error = f"{phase} migrations failed: {exc.message}"
         return
-    _say(opts, "-", None, f"{phase} migrations: {len(applied)} applied")
+    say(opts, "-", None, f"{phase} migrations: {len(applied)} applied")
 
 
 def close_all(hosts: Sequence[SSHHost]) -> None:
@@ -530,7 +534,8 @@ def close_all(hosts: Sequence[SSHHost]) -> None:
         host.close()
 
 
-def _say(opts: DeployOptions, host: str, service: str | None, message: str) -> None:
+def say(opts: DeployOptions, host: str, service: str | None, message: str) -> None:
+    """One progress line: to ``opts.progress`` (else logged at INFO)."""
     level = logging.DEBUG if opts.progress is not None else logging.INFO
     log.event(logger, level, message, host=host, service=service, phase="deploy")
     if opts.progress is not None:
@@ -547,9 +552,12 @@ __all__ = [
     "DeployResult",
     "HostResult",
     "PostHookFailed",
+    "build_release_images",
+    "close_all",
     "deploy",
     "render_result",
     "resolve_secrets",
     "rollback",
     "rollback_target",
+    "say",
 ]

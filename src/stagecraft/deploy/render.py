@@ -540,28 +540,8 @@ class _Context:
         return service.image
 
     def environment_of(self, service: ComposeService) -> tuple[dict[str, str], dict[str, Template]]:
-        """The clear variables and the secret-bearing ones (templates) of ``service``.
-
-        Compose's values, then the environment's clear ``env`` on top (a clear
-        value replaces a compose value, secret or not); a declared secret's own
-        name is never clear.
-        """
-        secret = set(self.environment.secrets)
-        clear: dict[str, str] = {}
-        templates: dict[str, Template] = {}
-        for key, value in service.environment.items():
-            if value is None:
-                continue
-            template = self.compose.template(value)
-            if template is not None:
-                templates[key] = template
-            else:
-                clear[key] = value
-        for key, value in self.environment.env.items():
-            if key not in secret:
-                clear[key] = str(value)
-                templates.pop(key, None)
-        return clear, templates
+        """The clear variables and the secret-bearing ones (templates) of ``service``."""
+        return split_environment(service, self.compose, self.environment)
 
     def refuse_secrets_outside_environment(self, name: str, body: Mapping[str, Any]) -> None:
         """A secret interpolated anywhere but ``environment`` would be written in clear."""
@@ -654,6 +634,34 @@ class _Context:
             "stagecraft.service": name,
             "stagecraft.version": self.release.version.value,
         }
+
+
+def split_environment(
+    service: ComposeService, compose: EnvironmentCompose, environment: EnvironmentConfig
+) -> tuple[dict[str, str], dict[str, Template]]:
+    """The clear variables and the secret-bearing ones (templates) of ``service``.
+
+    Compose's values, then the environment's clear ``env`` on top (a clear
+    value replaces a compose value, secret or not); a declared secret's own
+    name is never clear. Shared by both drivers' renderers (this module and
+    :mod:`stagecraft.deploy.swarm.stack`).
+    """
+    secret = set(environment.secrets)
+    clear: dict[str, str] = {}
+    templates: dict[str, Template] = {}
+    for key, value in service.environment.items():
+        if value is None:
+            continue
+        template = compose.template(value)
+        if template is not None:
+            templates[key] = template
+        else:
+            clear[key] = value
+    for key, value in environment.env.items():
+        if key not in secret:
+            clear[key] = str(value)
+            templates.pop(key, None)
+    return clear, templates
 
 
 def _document(

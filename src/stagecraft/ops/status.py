@@ -22,14 +22,16 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy.state.containers import ContainerState, HostState, read_states
+from stagecraft.errors import StagecraftError
 from stagecraft.runtime.fanout import describe
 from stagecraft.runtime.ssh import SSHHost
 
@@ -113,17 +115,81 @@ def collect_status(
 ) -> EnvStatus:
     """Read every host of ``env`` in parallel and summarise it (see the module docstring)."""
     result = read_states(hosts, project=project, env=env, parallel=environment.deploy.parallel)
+    swarm = environment.driver == "swarm"
+    releases = _stack_releases(hosts, environment, project, env) if swarm else {}
+    running = {  # on a swarm: a service's exited tasks are history where it runs elsewhere
+        c.service
+        for o in result.outcomes
+        if o.value is not None
+        for c in o.value.containers
+        if c.running
+    }
     moment = now or datetime.now(UTC)
     found: list[HostStatus] = []
     for outcome in result.outcomes:
         expected = (
-            environment.services_on(outcome.name) if outcome.name in environment.hosts else []
+            environment.services_on(outcome.name)
+            if outcome.name in environment.hosts and not swarm  # Swarm places the tasks
+            else []
         )
         if outcome.ok and outcome.value is not None:
-            found.append(summarize_host(outcome.value, expected, moment))
+            state = with_releases(outcome.value, releases, running) if swarm else outcome.value
+            found.append(summarize_host(state, expected, moment))
         else:
             found.append(HostStatus(outcome.name, error=describe(outcome.name, outcome.error)))
     return EnvStatus(project, env, tuple(found))
+
+
+def with_releases(
+    state: HostState,
+    releases: Mapping[str, tuple[str | None, str | None]],
+    running: Collection[str] = (),
+) -> HostState:
+    """A swarm node's ``state``: each task with its service's release and version (pure).
+
+    On a swarm the release is a label of the service, not of its containers: a
+    label on the containers would restart every task at every deploy. The
+    stopped containers of a service that runs somewhere (``running``) are
+    Swarm's task history, not a service down on this node: they are left out.
+    """
+    containers = tuple(
+        replace(c, release=releases[c.service][0], version=releases[c.service][1])
+        if c.release is None and c.service in releases
+        else c
+        for c in state.containers
+        if c.running or c.service not in running
+    )
+    return HostState(state.host, containers)
+
+
+def _stack_releases(
+    hosts: Sequence[SSHHost], environment: EnvironmentConfig, project: str, env: str
+) -> dict[str, tuple[str | None, str | None]]:
+    """Per service, the release and version its Swarm service is labelled with (a manager's)."""
+    manager = next((h for h in hosts if h.name == environment.managers[0]), None)
+    if manager is None:
+        return {}
+    script = (
+        'ids=$(docker service ls -q --filter "label=stagecraft.project=$1" '
+        '--filter "label=stagecraft.env=$2") && [ -n "$ids" ] && '
+        "docker service inspect --format '{{json .Spec.Labels}}' $ids"
+    )
+    try:
+        result = manager.run(["sh", "-c", script, "sh", project, env], check=False, timeout=60)
+    except StagecraftError:
+        return {}  # the manager is unreachable: its own row says so
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for line in result.stdout.splitlines():
+        try:
+            labels = json.loads(line) or {}
+        except ValueError:
+            continue
+        if isinstance(labels, dict) and labels.get("stagecraft.service"):
+            found[str(labels["stagecraft.service"])] = (
+                labels.get("stagecraft.release"),
+                labels.get("stagecraft.version"),
+            )
+    return found
 
 
 def summarize_host(state: HostState, expected: Sequence[str], now: datetime) -> HostStatus:

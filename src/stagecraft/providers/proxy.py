@@ -200,6 +200,25 @@ class SwitchResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class SwarmProxy:
+    """The edge proxy as a Swarm service on the edge nodes (``driver: swarm``, ADR 0017).
+
+    The stack runs ``image`` with ``command``; ``config`` (the proxy's whole
+    configuration, deterministic) is mounted as a Swarm config at
+    ``config_target``; ``ports`` are published in host mode on each edge node;
+    ``volumes`` maps a named volume to where the proxy keeps its state
+    (certificates).
+    """
+
+    image: str
+    command: tuple[str, ...]
+    config: str
+    config_target: str
+    ports: tuple[int, ...]
+    volumes: dict[str, str]
+
+
 class HostProxy(ABC):
     """The proxy on one host, as a deploy drives it; built by :meth:`ProxyProvider.on_host`.
 
@@ -256,6 +275,16 @@ class ProxyProvider(Provider, ABC):
     @abstractmethod
     def on_host(self, host: SSHHost, *, tls: TlsMode) -> HostProxy:
         """The proxy on ``host``, serving the environment's routes with ``tls``."""
+
+    def swarm_service(self, routes: Sequence[Route], *, tls: TlsMode) -> SwarmProxy:
+        """The proxy as a Swarm service routing ``routes`` by service name (``driver: swarm``).
+
+        A provider that cannot run on Swarm keeps this default: a clear error.
+        """
+        raise RouteError(
+            f"proxy {self.id} cannot run on a Swarm (environments with driver: swarm)",
+            hint="use proxy: caddy for this environment, or driver: ssh",
+        )
 
     def images(self) -> tuple[str, ...]:
         """Images the proxy runs on hosts (shipped like the app's to hosts that lack them)."""

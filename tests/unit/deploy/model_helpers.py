@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,3 +48,33 @@ def load_fleet(**extra: str) -> LoadedConfig:
 def fleet_release(loaded: LoadedConfig, version: str = "0123456789ab") -> Release:
     """A release of the fleet example at a fixed time."""
     return new_release(loaded.config, "production", Version(version), FIXED_TIME)
+
+
+# --- driver: swarm -------------------------------------------------------------
+
+KEY = bytes(range(32))
+VALUES = {
+    "POSTGRES_PASSWORD": "fleet-password",
+    "DATABASE_URL": "postgres://fleet:fleet-password@db/fleet",
+}
+Edit = tuple[str, str]
+
+
+def _edit(path: Path, edits: Iterable[Edit]) -> None:
+    text = path.read_text()
+    for old, new in edits:
+        assert old in text, f"{old!r} not in {path.name}"
+        text = text.replace(old, new, 1)
+    path.write_text(text)
+
+
+def swarm_fleet(
+    tmp_path: Path, *, config: Iterable[Edit] = (), compose: Iterable[Edit] = ()
+) -> LoadedConfig:
+    """The fleet example as a ``driver: swarm`` environment, with ``config``/``compose`` edits."""
+    root = tmp_path / "fleet"
+    shutil.copytree(FLEET, root)
+    _edit(root / "stagecraft.yml", [("  production:\n", "  production:\n    driver: swarm\n")])
+    _edit(root / "stagecraft.yml", config)
+    _edit(root / "docker-compose.yml", compose)
+    return load_project(root / "stagecraft.yml", environ=example_environ())

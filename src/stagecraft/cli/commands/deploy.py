@@ -98,6 +98,17 @@ def show_plan(app: AppContext, env: str, version: str | None, *, migrations: boo
     from stagecraft.deploy.plan import render_text
 
     loaded, model = load_for_environment(app.config_path, env)
+    if loaded.environment(env).driver == "swarm":
+        from stagecraft.deploy.swarm.plan import plan_stack, render_stack_plan
+
+        stack = plan_stack(loaded, env, explicit_version=version, model=model)
+        if app.json:
+            app.output.json(stack.to_json())
+        else:
+            app.output.result(render_stack_plan(stack).rstrip("\n"))
+        if stack.error is not None:
+            unreachable(app, [stack.leader or "swarm"], "the swarm could not be read")
+        return
     result = compute_plan(loaded, env, explicit_version=version, migrations=migrations, model=model)
     if app.json:
         app.output.json(result.to_json())

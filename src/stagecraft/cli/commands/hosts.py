@@ -53,8 +53,9 @@ def bootstrap(app: AppContext) -> None:
             if ready is not None:
                 for change in ready.changes:
                     app.output.result(f"{outcome.name}: {change}")
-                proxy = "proxy started" if ready.proxy_created else "proxy already running"
-                app.output.result(f"{outcome.name}: ready (docker {ready.docker_version}, {proxy})")
+                app.output.result(
+                    f"{outcome.name}: ready (docker {ready.docker_version}, {ready.proxy_state})"
+                )
                 if ready.mesh is not None:
                     app.output.result(f"{outcome.name}: {ready.mesh.describe()}")
                 for note in ready.notes:

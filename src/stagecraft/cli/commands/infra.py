@@ -88,7 +88,7 @@ def _bootstrap(app: AppContext, env: str) -> GroupResult[HostReady]:
     result = bootstrap(app.load_config(compose=False), env)
     for outcome in result.outcomes:
         if outcome.value is not None and not app.json:
-            state = "proxy started" if outcome.value.proxy_created else "proxy already running"
+            state = outcome.value.proxy_state
             app.output.result(
                 f"{outcome.name}: ready (docker {outcome.value.docker_version}, {state})"
             )

@@ -23,22 +23,26 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stagecraft import log
-from stagecraft.errors import HostError
+from stagecraft.errors import ExitCode, HostError
 from stagecraft.runtime.fanout import fan_out
 from stagecraft.runtime.ssh import SSHHost
 
 logger = logging.getLogger(__name__)
 
 ROLE_LABEL = "stagecraft.role."
+EDGE_LABEL = "stagecraft.edge"
+"""The label of the nodes that run the edge proxy (the hosts serving routes)."""
 SWARM_PORT = 2377
 
 
 class SwarmError(HostError):
     """A host cannot be part of the environment's swarm as it stands."""
+
+    exit_code = ExitCode.FAILED
 
 
 @dataclass(frozen=True)
@@ -90,13 +94,15 @@ def form_swarm(
     managers: Sequence[str],
     roles: Mapping[str, Sequence[str]],
     network: str,
+    edge: Collection[str] = (),
     parallel: int = 4,
 ) -> SwarmResult:
     """Make ``hosts`` one swarm (see the module docstring); raises :class:`SwarmError`.
 
     ``advertise`` is the address each host is reached on by the others (its
     private address where it has one); ``managers`` names the manager hosts in
-    order (the first leads when the swarm is new).
+    order (the first leads when the swarm is new); ``edge`` names the hosts that
+    run the edge proxy (labelled :data:`EDGE_LABEL`).
     """
     by_name = {h.name: h for h in hosts}
     if not managers or any(m not in by_name for m in managers):
@@ -155,7 +161,7 @@ def form_swarm(
         if host.name != leader:
             join(host)
     nodes = {h.name: node_state(h).node_id for h in hosts}
-    changes += _label(lead, nodes, roles)
+    changes += _label(lead, nodes, roles, edge)
     changes += _ensure_network(lead, network)
     for line in changes:
         log.event(logger, logging.INFO, line, host=line.split(":", 1)[0], phase="swarm")
@@ -198,19 +204,64 @@ def _members(lead: SSHHost) -> set[str]:
     return set(lead.docker("node", "ls", "--format", "{{.ID}}").stdout.split())
 
 
-def _label(
-    lead: SSHHost, nodes: Mapping[str, str], roles: Mapping[str, Sequence[str]]
+def join_state(
+    hosts: Sequence[SSHHost], managers: Sequence[str], *, parallel: int = 4
+) -> SwarmResult:
+    """The swarm every host of ``hosts`` is in (no changes); SwarmError naming the fix if not.
+
+    For a deploy: forming or joining the swarm is ``hosts bootstrap``'s work.
+    """
+    states = _read_states(hosts, parallel)
+    leader, cluster = _leader(states, managers)
+    env_hint = "run `stagecraft hosts bootstrap` for this environment"
+    if not cluster:
+        raise SwarmError(leader, "the environment's swarm is not formed yet", hint=env_hint)
+    members = _members(next(h for h in hosts if h.name == leader))
+    outside = [
+        s.host
+        for s in states.values()
+        if not (s.active and (s.cluster_id == cluster or s.node_id in members))
+    ]
+    if outside:
+        raise SwarmError(
+            ",".join(outside), "the host is not in the environment's swarm", hint=env_hint
+        )
+    return SwarmResult(leader, cluster, {name: state.node_id for name, state in states.items()})
+
+
+def label_nodes(
+    lead: SSHHost,
+    nodes: Mapping[str, str],
+    roles: Mapping[str, Sequence[str]],
+    edge: Collection[str] = (),
 ) -> list[str]:
-    """Give each node exactly its host's role labels; the changes made."""
+    """Give each node (host -> node id) exactly its roles' labels and the edge label."""
+    return _label(lead, nodes, roles, edge)
+
+
+def _label(
+    lead: SSHHost,
+    nodes: Mapping[str, str],
+    roles: Mapping[str, Sequence[str]],
+    edge: Collection[str],
+) -> list[str]:
+    """Give each node exactly its host's role labels (and edge label); the changes made."""
     changes = []
-    for host, node_id in nodes.items():
-        raw = lead.docker("node", "inspect", "--format", "{{json .Spec.Labels}}", node_id)
-        current = {
+    ids = list(nodes.values())
+    raw = lead.docker("node", "inspect", "--format", "{{.ID}} {{json .Spec.Labels}}", *ids)
+    labels: dict[str, set[str]] = {}
+    for line in raw.stdout.splitlines():
+        node_id, _, found = line.partition(" ")
+        labels[node_id] = {
             k
-            for k, v in (json.loads(raw.stdout or "null") or {}).items()
-            if k.startswith(ROLE_LABEL)
+            for k in (json.loads(found or "null") or {})
+            if k.startswith(ROLE_LABEL) or k == EDGE_LABEL
         }
+    for host, node_id in nodes.items():
+        current = labels.get(node_id, set())
         wanted = {ROLE_LABEL + role for role in roles.get(host, ())}
+        if host in edge:
+            wanted.add(EDGE_LABEL)
         args: list[str] = []
         for label in sorted(wanted - current):
             args += ["--label-add", f"{label}=true"]
@@ -218,7 +269,10 @@ def _label(
             args += ["--label-rm", label]
         if args:
             lead.docker("node", "update", *args, node_id)
-            changes.append(f"{host}: roles {', '.join(sorted(roles.get(host, ()))) or 'none'}")
+            edge_note = ", edge proxy" if host in edge else ""
+            changes.append(
+                f"{host}: roles {', '.join(sorted(roles.get(host, ()))) or 'none'}{edge_note}"
+            )
     return changes
 
 

@@ -31,6 +31,7 @@ from stagecraft.providers.proxy import (
     ProxyProvider,
     Route,
     RouteError,
+    SwarmProxy,
     TlsMode,
     check_tls,
     sort_routes,
@@ -170,6 +171,28 @@ class CaddyProxy(ProxyProvider):
             cfg.upstream_refresh,
         )
         return CaddyHost(host, settings)
+
+    def swarm_service(self, routes: Sequence[Route], *, tls: TlsMode) -> SwarmProxy:
+        """Caddy as a Swarm service: each route looks its service name up every refresh.
+
+        On Swarm the name of a service with ``endpoint_mode: dnsrr`` resolves to
+        its running tasks; a task that stopped since the last lookup refuses the
+        connection and the request is retried on another (``try_duration``).
+        """
+        import json
+
+        config = self.render_config(routes, tls=tls)
+        if tls == "internal":  # no trust store in the container to install the root into
+            config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+        target = "/etc/stagecraft/caddy.json"
+        return SwarmProxy(
+            image=self.config.image,
+            command=("caddy", "run", "--config", target),
+            config=json.dumps(config, indent=2, sort_keys=True) + "\n",
+            config_target=target,
+            ports=self.public_ports(),
+            volumes={"edge_data": "/data"},
+        )
 
     def images(self) -> tuple[str, ...]:
         """The Caddy image run on hosts."""

@@ -1,7 +1,14 @@
 #!/bin/sh
 # What the official postgres image does at first start (POSTGRES_USER, _PASSWORD,
-# _DB), for a PostgreSQL built from Debian's postgresql-15 package.
+# _DB, each also as a _FILE), for a PostgreSQL built from Debian's postgresql-15 package.
 set -eu
+# The official image's file_env: VAR_FILE names a file holding VAR (Docker/Swarm secrets).
+for var in POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB; do
+  eval "file=\${${var}_FILE:-}"
+  if [ -n "$file" ]; then
+    eval "$var=\$(cat \"\$file\")"
+  fi
+done
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 BIN=/usr/lib/postgresql/15/bin
