@@ -142,8 +142,18 @@ def environment_compose(loaded: LoadedConfig, env: str) -> EnvironmentCompose:
 
 
 def resolve(template: Template, values: Mapping[str, str]) -> str:
-    """The text of ``template`` with each secret's value; KeyError for a missing one."""
-    return "".join(part if isinstance(part, str) else values[part.name] for part in template)
+    """The value ``template`` stands for, with each secret's value; KeyError for a missing one.
+
+    The template's text comes from ``docker compose config``, which writes a
+    literal ``$`` as ``$$``; the value (an env file's, a secret file's) is not
+    interpolated again, so it gets the ``$`` itself.
+
+    >>> resolve(("pa$$", SecretRef("PW"), "@db"), {"PW": "s$"})
+    'pa$s$@db'
+    """
+    return "".join(
+        part.replace("$$", "$") if isinstance(part, str) else values[part.name] for part in template
+    )
 
 
 def describe(template: Template) -> str:

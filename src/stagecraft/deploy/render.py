@@ -643,8 +643,10 @@ def split_environment(
 
     Compose's values, then the environment's clear ``env`` on top (a clear
     value replaces a compose value, secret or not); a declared secret's own
-    name is never clear. Shared by both drivers' renderers (this module and
-    :mod:`stagecraft.deploy.swarm.stack`).
+    name is never clear. Every value is written as ``docker compose config``
+    writes its own (a literal ``$`` as ``$$``): Compose on the host, and
+    ``docker stack deploy``, interpolate the file again. Shared by both
+    drivers' renderers (this module and :mod:`stagecraft.deploy.swarm.stack`).
     """
     secret = set(environment.secrets)
     clear: dict[str, str] = {}
@@ -659,7 +661,7 @@ def split_environment(
             clear[key] = value
     for key, value in environment.env.items():
         if key not in secret:
-            clear[key] = str(value)
+            clear[key] = str(value).replace("$", "$$")
             templates.pop(key, None)
     return clear, templates
 

@@ -224,7 +224,7 @@ class Stack:
         for name, (service, var) in sorted(self.secret_refs.items()):
             template = self.services[service].secret_env[var]
             _require_values(template, values, service, var, None)
-            found[name] = _resolve(template, values)
+            found[name] = resolve(template, values)
         return found
 
     def config_hashes(self) -> dict[str, str]:
@@ -411,9 +411,6 @@ class _Renderer:
         body = {k: v for k, v in service.raw.items() if k in _KEPT and v is not None}
         self.refuse_secrets_outside_environment(name, body)
         clear, templates = split_environment(service, self.compose, self.environment)
-        for var, value in self.environment.env.items():
-            if var in clear:  # written as Compose writes its own values: a literal $ is $$
-                clear[var] = str(value).replace("$", "$$")
         secret_names = tuple(
             sorted({p.name for t in templates.values() for p in t if isinstance(p, SecretRef)})
         )
@@ -556,7 +553,7 @@ class _Renderer:
         digest = UNRESOLVED
         if self.key is not None and self.values is not None:
             _require_values(template, self.values, service, var, self.env)
-            text = f"{service}\0{var}\0{_resolve(template, self.values)}"
+            text = f"{service}\0{var}\0{resolve(template, self.values)}"
             digest = hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()[:12]
         return swarm_object_name(f"{self.stack}_{service}_{var}", digest)
 
@@ -838,17 +835,6 @@ def _set_or_drop(body: dict[str, Any], key: str, value: Any) -> None:
         body[key] = value
     else:
         body.pop(key, None)
-
-
-def _resolve(template: Template, values: Mapping[str, str]) -> str:
-    """The content of a secret file: ``template`` with ``values`` and Compose's ``$$`` as ``$``.
-
-    The template's text comes from Compose's output, where a literal ``$`` is
-    ``$$``; a file is not interpolated, so it gets the ``$`` itself.
-    """
-    return resolve(
-        tuple(p.replace("$$", "$") if isinstance(p, str) else p for p in template), values
-    )
 
 
 def _plain(value: Any) -> Any:
