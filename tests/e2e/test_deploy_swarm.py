@@ -282,6 +282,11 @@ def test_rollback_to_v1(swarm: Swarm) -> None:
     assert (newest.version, newest.command, newest.outcome) == ("v1", "rollback", "success")
     for index in (0, 1):
         assert "fleet web v1" in swarm.get(index)[1]
+    for host in ("h1", "h2"):  # pruned on every node: v3 failed, retain keeps v1 and v2
+        listed = swarm.sandbox.docker(
+            host, "image", "ls", "--format", "{{.Tag}}", f"{swarm.name}/web"
+        )
+        assert "v3" not in listed.stdout.split() and "v1" in listed.stdout.split()
 
 
 def test_status_lists_the_tasks_per_node(swarm: Swarm) -> None:
@@ -296,3 +301,15 @@ def test_status_lists_the_tasks_per_node(swarm: Swarm) -> None:
     assert sum(w["replicas"]["running"] for w in webs) == 2
     assert set(found["data-1"]) == {"db", "worker"}
     assert "web" not in found["data-1"]
+
+
+def test_remove_takes_the_stack_and_its_secrets_off_the_swarm(swarm: Swarm) -> None:
+    out = swarm.cli("remove", "--env", "production", "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "stack services (on every node): db, stagecraft-edge, web, worker" in out.stdout
+    assert swarm.manager("service", "ls", "-q").split() == []
+    assert swarm.manager("secret", "ls", "-q").split() == []
+    for host in swarm.hosts:
+        running = host.docker("ps", "-aq", "--filter", f"label=stagecraft.project={swarm.name}")
+        assert running.stdout.split() == []
+    assert swarm.history().releases[0].command == "remove"

@@ -29,6 +29,7 @@ from stagecraft.deploy.rollout.record import retained_elsewhere
 from stagecraft.deploy.state import ledger, lock
 from stagecraft.deploy.state.containers import read_host_state
 from stagecraft.deploy.state.layout import app_dir
+from stagecraft.errors import HostError
 from stagecraft.providers.proxy import HostProxy, Route, upstream_name
 from stagecraft.runtime.fanout import GroupResult, describe, fan_out
 from stagecraft.runtime.ssh import SSHHost
@@ -45,10 +46,17 @@ class HostRemoval:
     release_files: bool
     images: tuple[str, ...]
     error: str | None = None
+    stack_services: tuple[str, ...] = ()  # driver: swarm, on the leader: what Swarm removes
 
     @property
     def empty(self) -> bool:
-        return not (self.containers or self.routes or self.release_files or self.images)
+        return not (
+            self.containers
+            or self.routes
+            or self.release_files
+            or self.images
+            or self.stack_services
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +66,7 @@ class HostRemoval:
             "routes": list(self.routes),
             "release_files": self.release_files,
             "images": list(self.images),
+            "stack_services": list(self.stack_services),
             "error": self.error,
         }
 
@@ -93,19 +102,33 @@ def plan_removal(
     services: Sequence[str] = (),
     images: bool = False,
     parallel: int = 4,
+    swarm_leader: str | None = None,
 ) -> RemovalPlan:
-    """Read every host and list what :func:`remove` would take off it (changes nothing)."""
+    """Read every host and list what :func:`remove` would take off it (changes nothing).
+
+    With ``swarm_leader`` (``driver: swarm``) the app is a stack: its services
+    go through that manager (Swarm stops their tasks everywhere, the edge
+    service included), and no host has containers or proxy routes of its own.
+    """
     chosen = tuple(sorted(set(services)))
     history = ledger.history(hosts, project, env, parallel=parallel) if images else None
 
     def one(host: SSHHost) -> HostRemoval:
-        state = read_host_state(host, project, env)
-        going = [c for c in state.containers if _taken(c.service, chosen)]
-        containers = tuple(c.name for c in going)
-        removed = sorted({c.service for c in going})
-        routes = tuple(
-            f"{r.host}{r.path or ''}" for r in _routes(proxy.on(host), project, env, chosen)[0]
-        )
+        if swarm_leader is not None:
+            containers: tuple[str, ...] = ()
+            routes: tuple[str, ...] = ()
+            stack = _stack_services(host, project, env) if host.name == swarm_leader else []
+            taken = tuple(s for s in stack if _taken(s, chosen))
+            removed = sorted(taken)
+        else:
+            state = read_host_state(host, project, env)
+            going = [c for c in state.containers if _taken(c.service, chosen)]
+            containers = tuple(c.name for c in going)
+            removed = sorted({c.service for c in going})
+            routes = tuple(
+                f"{r.host}{r.path or ''}" for r in _routes(proxy.on(host), project, env, chosen)[0]
+            )
+            taken = ()
         files = not chosen and host.run(["test", "-d", _releases(project, env)], check=False).ok
         dropped: tuple[str, ...] = ()
         if history is not None:
@@ -120,7 +143,9 @@ def plan_removal(
             dropped = tuple(
                 sorted((ours & set(listed.split())) - retained_elsewhere(host, project, env))
             )
-        return HostRemoval(host.name, containers, tuple(removed), routes, files, dropped)
+        return HostRemoval(
+            host.name, containers, tuple(removed), routes, files, dropped, None, taken
+        )
 
     result = fan_out(list(hosts), one, name=lambda h: h.name, parallel=parallel)
     found = []
@@ -145,6 +170,8 @@ def render_removal(plan: RemovalPlan) -> str:
             lines.append(f"  {host.host}: nothing to remove")
             continue
         lines.append(f"  {host.host}:")
+        if host.stack_services:
+            lines.append(f"    stack services (on every node): {', '.join(host.stack_services)}")
         if host.containers:
             lines.append(f"    containers: {', '.join(host.containers)}")
         if host.routes:
@@ -164,12 +191,29 @@ def remove(
     *,
     parallel: int = 4,
 ) -> GroupResult[HostRemoval]:
-    """Carry ``plan`` out on every host it reached; each host writes a ``remove`` record."""
+    """Carry ``plan`` out on every host it reached; each host writes a ``remove`` record.
+
+    A stack's services are removed first, through the leader, and every node
+    waits until their tasks are gone before its files and images go.
+    """
     by_name = {h.host: h for h in plan.hosts if h.error is None}
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    leaders = [h for h in hosts if by_name.get(h.name) and by_name[h.name].stack_services]
+    still: dict[str, BaseException] = {}
+    if leaders:
+        _remove_stack(leaders[0], plan, by_name[leaders[0].name].stack_services)
+        waited = fan_out(
+            [h for h in hosts if h.name in by_name],
+            lambda h: _wait_tasks_gone(h, plan),
+            name=lambda h: h.name,
+            parallel=parallel,
+        )
+        still = {o.name: o.error for o in waited.outcomes if o.error is not None}
 
     def one(host: SSHHost) -> HostRemoval:
         part = by_name[host.name]
+        if host.name in still:
+            raise still[host.name]  # its files and images stay for a second run
         if part.routes:
             on_host = proxy.on(host)
             kept = _routes(on_host, plan.project, plan.env, plan.services)[1]
@@ -200,6 +244,53 @@ def remove(
 
     targets = [h for h in hosts if h.name in by_name]
     return fan_out(targets, one, name=lambda h: h.name, parallel=parallel)
+
+
+def _stack_name(project: str, env: str) -> str:
+    return f"{project}-{env}"
+
+
+def _stack_services(leader: SSHHost, project: str, env: str) -> list[str]:
+    """The services of the environment's stack, by compose service name (the edge included)."""
+    stack = _stack_name(project, env)
+    listed = leader.docker(
+        "service", "ls", "--filter", f"label=com.docker.stack.namespace={stack}",
+        "--format", "{{.Name}}",
+    )  # fmt: skip
+    prefix = f"{stack}_"
+    return sorted(name.removeprefix(prefix) for name in listed.stdout.split())
+
+
+def _remove_stack(leader: SSHHost, plan: RemovalPlan, services: Sequence[str]) -> None:
+    """``docker stack rm`` (the whole app: its secrets and configs too), else its services."""
+    stack = _stack_name(plan.project, plan.env)
+    if not plan.services:
+        leader.docker("stack", "rm", stack)
+        script = (
+            'for s in $(docker secret ls -q --filter "label=stagecraft.stack=$1"); do '
+            "docker secret rm $s >/dev/null 2>&1 || true; done"
+        )
+        leader.run(["sh", "-c", script, "sh", stack], check=False)
+        return
+    leader.docker("service", "rm", *(f"{stack}_{name}" for name in services))
+
+
+def _wait_tasks_gone(host: SSHHost, plan: RemovalPlan, timeout: float = 60) -> None:
+    """Until the node runs no container of the removed stack services (Swarm stops them)."""
+    stack = _stack_name(plan.project, plan.env)
+    names = "|".join(f"{stack}_{s}" for s in plan.services) if plan.services else f"{stack}_"
+    script = (
+        f"for i in $(seq {int(timeout * 2)}); do "
+        f'docker ps -a --filter "label=com.docker.stack.namespace={stack}" '
+        "--format '{{.Label \"com.docker.swarm.service.name\"}}' "
+        f"| grep -Eq '^({names})' || exit 0; sleep 0.5; done; exit 1"
+    )
+    if host.run(["sh", "-c", script], check=False, timeout=timeout + 30).returncode != 0:
+        raise HostError(
+            host.name,
+            f"the stack's tasks were still there after {timeout:.0f}s",
+            hint="run `stagecraft remove` again once Swarm has stopped them",
+        )
 
 
 def _taken(service: str, chosen: Sequence[str]) -> bool:

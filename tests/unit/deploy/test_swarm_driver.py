@@ -315,3 +315,36 @@ def test_status_on_a_swarm_takes_the_release_from_the_service_and_drops_task_his
     shown = with_releases(node, {"web": ("r2", "v2"), "db": ("r2", "v2")}, running={"web"})
     # web runs on another node: its exited task here is history; db runs nowhere: shown
     assert [(c.service, c.release, c.version) for c in shown.containers] == [("db", "r2", "v2")]
+
+
+def test_removing_a_swarm_app_goes_through_the_leader_and_waits_for_the_tasks() -> None:
+    from stagecraft.deploy.edge import Edge
+    from stagecraft.deploy.release import Version, new_release
+    from stagecraft.deploy.remove import plan_removal, remove, render_removal
+
+    leader, worker = FakeSSHHost("m1"), FakeSSHHost("w1")
+    leader.expect(
+        re.compile(r"^docker service ls .*namespace=shop-prod"),
+        stdout="shop-prod_web\nshop-prod_stagecraft-edge\n",
+    )
+    for host in (leader, worker):
+        host.expect(re.compile(r"^test -d .*/releases$"), returncode=0)
+    edge = Edge.__new__(Edge)  # never asked: a swarm's proxy is a service of the stack
+    plan = plan_removal([leader, worker], "shop", "prod", edge, swarm_leader="m1")
+    text = render_removal(plan)
+    assert "stack services (on every node): stagecraft-edge, web" in text
+    assert [h.containers for h in plan.hosts] == [(), ()]
+
+    leader.expect("docker stack rm shop-prod")
+    leader.expect(re.compile(r"docker secret ls -q --filter \"label=stagecraft.stack=\$1\""))
+    for host in (leader, worker):
+        host.expect(re.compile(r"docker ps -a --filter .*namespace=shop-prod"))
+        host.expect(re.compile(r"^rm -rf .*/releases$"))
+        host.expect(re.compile(r"ledger\.jsonl"))  # the remove record
+    config = StagecraftConfig.model_validate({"project": "shop"})
+    release = new_release(config, "prod", Version("x"))
+    result = remove([leader, worker], plan, release, edge)
+    assert result.ok
+    assert leader.commands.index("docker stack rm shop-prod") < leader.commands.index(
+        next(c for c in leader.commands if c.startswith("rm -rf"))
+    )

@@ -12,9 +12,12 @@ REMOVE_HELP = """Take the app (or only SERVICE...) off every host of --env.
 
 Stops and removes its containers, its routes on the hosts' proxy (the proxy
 keeps serving every other app), its release files and, with --images, the
-images no other environment on the host retains. Shows what it will remove and
-asks first (--yes for scripts; --dry-run only shows it). Each host's ledger
-records the removal; `stagecraft deploy` brings the app back.
+images no other environment on the host retains. With driver: swarm, the
+stack's services (or SERVICE...) are removed through a manager and Swarm stops
+their tasks on every node; the whole app takes its Swarm secrets along.
+Shows what it will remove and asks first (--yes for scripts; --dry-run only
+shows it). Each host's ledger records the removal; `stagecraft deploy` brings
+the app back.
 """
 
 PRUNE_HELP = """Remove --env's old release images now, as a deploy does after it finishes.
@@ -58,9 +61,10 @@ def remove(
     try:
         with lock.held(hosts[0], info, wait=lock_wait):
             proxy = edge_for(loaded, env)
+            swarm = environment.managers[0] if environment.driver == "swarm" else None
             plan = plan_removal(
                 hosts, project, env, proxy, services=services, images=images,
-                parallel=environment.deploy.parallel,
+                parallel=environment.deploy.parallel, swarm_leader=swarm,
             )  # fmt: skip
             if app.json and (app.dry_run or not yes):
                 app.output.json({**plan.to_json(), "dry_run": True})

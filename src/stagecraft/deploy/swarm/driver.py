@@ -21,7 +21,9 @@ own rollout where the SSH driver rolls out host by host:
    healthy with the new config) or Swarm rolled it back (``failure_action:
    rollback``), reported per service with the task's error;
 7. the release is recorded in the ledger of every manager; secrets and proxy
-   configs no longer used are removed.
+   configs no longer used are removed; after the lock, every node's images
+   beyond the last ``retain`` releases are pruned (an image a task container
+   still uses is refused by Docker and stays).
 
 Example::
 
@@ -55,6 +57,7 @@ from stagecraft.deploy.pipeline import (
 from stagecraft.deploy.release import Release, check_dirty, new_release, resolve_version
 from stagecraft.deploy.render import check_no_secret_values, wiring_address
 from stagecraft.deploy.rollout import ServiceOutcome
+from stagecraft.deploy.rollout.record import prune
 from stagecraft.deploy.rollout.result import DeployFailed, DeployResult, HostResult
 from stagecraft.deploy.state import ledger, lock
 from stagecraft.deploy.state.layout import app_dir, environment_hosts
@@ -216,6 +219,13 @@ def deploy_stack(loaded: LoadedConfig, env: str, options: DeployOptions) -> Depl
                 opts=opts,
                 runner=runner,
             )
+        prune(  # every node: Swarm's tasks may have run any release's images there
+            hosts,
+            release,
+            retain=environment.deploy.retain,
+            parallel=environment.deploy.parallel,
+            progress=opts.progress,
+        )
     except hooks.HookFailed:
         raise
     except KeyboardInterrupt:
