@@ -82,6 +82,7 @@ class Environment:
     hosts: Sequence[SandboxHost]
     images: str = ""  # an ``images:`` block in YAML flow style (``transfer: ssh`` when empty)
     secrets: tuple[str, ...] = ()
+    driver: str = "ssh"  # or swarm: the hosts form a swarm (`hosts bootstrap` first)
 
     @property
     def domain(self) -> str:
@@ -306,7 +307,7 @@ class Fleet:
             "environments:",
         ]
         for environment in environments:
-            lines += [f"  {environment.name}:", "    hosts:"]
+            lines += [f"  {environment.name}:", f"    driver: {environment.driver}", "    hosts:"]
             lines += [
                 f"      {h.name}: {{address: {h.address}, roles: [app]}}" for h in environment.hosts
             ]

@@ -26,7 +26,11 @@ client's nearest-rank over every answered request) and the versions seen
 first and last.
 
     .venv/bin/python bench/zero_downtime.py [--hosts 2] [--connections 4] [--workers 2]
-        [--client-nice 19] [--trace]
+        [--client-nice 19] [--trace] [--driver swarm]
+
+``--driver swarm`` runs the same phases on a swarm of the --hosts hosts
+(``hosts bootstrap`` forms it first; every host is a node of the one role, web
+runs one replica per node behind the Caddy edge service, docs/swarm.md).
 
 The machine's two cores serve the sandbox hosts, the load clients and the
 deploy at once. ``--client-nice 19`` runs the clients (wrk and the Python
@@ -249,18 +253,20 @@ def print_trace(title: str, run: CliRun | None) -> None:
         print(f"    {line.at:6.2f}  {line.text}")
 
 
-def bench(hosts: int, limits: Limits, trace: bool = False) -> None:
+def bench(hosts: int, limits: Limits, trace: bool = False, driver: str = "ssh") -> None:
     """Set up, deploy v1, then deploy v2 and roll back under load; print the figures."""
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed", hint="apt-get install wrk")
     with Fleet(hosts=hosts, base="zb") as fleet:
         targets = fleet.sandbox.hosts
         print(
-            f"sandbox: {hosts} host(s); project {fleet.project}; load clients at nice"
-            f" {limits.client_nice}",
+            f"sandbox: {hosts} host(s); driver {driver}; project {fleet.project}; load clients"
+            f" at nice {limits.client_nice}",
             flush=True,
         )
-        fleet.configure([Environment(ENV, targets)])
+        fleet.configure([Environment(ENV, targets, driver=driver)])
+        if driver == "swarm":
+            fleet.bootstrap(ENV)  # forms the swarm
         for version in ("v1", "v2"):
             fleet.build(version)
         fleet.deploy(ENV, "v1")
@@ -349,6 +355,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--trace", action="store_true", help="print the deploys' stderr lines with their times"
     )
+    parser.add_argument(
+        "--driver",
+        choices=("ssh", "swarm"),
+        default="ssh",
+        help="the environment's deploy driver (default ssh; swarm: docs/swarm.md)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.hosts <= 8 or min(args.connections, args.workers, args.max_requests) < 1:
         parser.error("--hosts must be 1 to 8; --connections, --workers, --max-requests >= 1")
@@ -365,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.steady_seconds,
         args.client_nice,
     )
-    return run_bench(lambda: bench(args.hosts, limits, args.trace))
+    return run_bench(lambda: bench(args.hosts, limits, args.trace, args.driver))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,27 @@ class Swarm:
 
     def deploy(self, version: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.cli("deploy", "--env", "production", "--version", version, *extra)
+
+    def deploy_until(self, version: str, line: str, act: Callable[[], None]) -> tuple[int, str]:
+        """Deploy ``version``; when stderr shows ``line``, ``act``. Exit code and output."""
+        argv = ["stagecraft", "-c", str(self.root / "stagecraft.yml"), "deploy", "--env"]
+        argv += ["production", "--version", version]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
+        )
+        assert proc.stderr is not None
+        seen = []
+        try:
+            for text in proc.stderr:
+                seen.append(text)
+                if line in text:
+                    act()
+                    break
+            out, rest = proc.communicate(timeout=400)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return proc.returncode, "".join(seen) + rest + out
 
     def url(self, index: int, path: str = "/") -> str:
         return f"http://{self.sandbox.hosts[index].address}{path}"
@@ -301,6 +322,36 @@ def test_status_lists_the_tasks_per_node(swarm: Swarm) -> None:
     assert sum(w["replicas"]["running"] for w in webs) == 2
     assert set(found["data-1"]) == {"db", "worker"}
     assert "web" not in found["data-1"]
+
+
+def test_a_node_lost_mid_deploy_is_reported_and_its_tasks_run_elsewhere(swarm: Swarm) -> None:
+    """web-2's sshd and dockerd die as the stack is deployed (issue 14 item 5)."""
+    lost: list[str] = []
+
+    def lose_web_2() -> None:
+        swarm.sandbox.stop_host("h2")
+        lost.append("h2")
+
+    try:
+        code, shown = swarm.deploy_until("v4", "docker stack deploy", lose_web_2)
+        # Swarm either converges on web-1 alone or rolls the update back: both said clearly.
+        assert code in (0, 3), shown
+        assert "Traceback" not in shown
+        assert "[web-2] node down" in shown, shown
+        assert lock.status(swarm.hosts[0], swarm.name, "production") is None
+        status, body = swarm.get(0)  # web-1's edge serves, from the tasks Swarm placed there
+        assert status == 200 and "fleet web v" in body, body
+        tasks = swarm.manager(
+            "service", "ps", "--filter", "desired-state=running", "--format",
+            "{{.Node}} {{.CurrentState}}", f"{swarm.stack}_web",
+        )  # fmt: skip
+        assert len(tasks.splitlines()) == 2 and all("Running" in t for t in tasks.splitlines())
+        newest = swarm.history().releases[0]
+        assert newest.version == "v4"
+        assert newest.outcome == ("success" if code == 0 else "failed")
+    finally:  # the next test needs the node back
+        for name in lost:
+            swarm.sandbox.start_host(name)
 
 
 def test_remove_takes_the_stack_and_its_secrets_off_the_swarm(swarm: Swarm) -> None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -47,7 +47,7 @@ from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy import edge, hooks, secret_digest
-from stagecraft.deploy.compose_env import environment_compose
+from stagecraft.deploy.compose_env import EnvironmentCompose, environment_compose
 from stagecraft.deploy.plan import DeployPlan, make_plan
 from stagecraft.deploy.release import Release, check_dirty, new_release, resolve_version
 from stagecraft.deploy.render import RenderedHost, env_file_values, render_hosts
@@ -101,6 +101,17 @@ class DeployOptions:
     live: bool = False  # progress as it goes (a terminal): shipping reports bytes every second
 
 
+@dataclass(frozen=True)
+class Locked:
+    """What a driver's work under the lock gets: the release, hosts, secrets and hooks."""
+
+    release: Release
+    model: EnvironmentCompose
+    hosts: Sequence[SSHHost]
+    secrets: Mapping[str, SecretValue]
+    runner: hooks.HookRunner
+
+
 def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None) -> DeployResult:
     """Deploy the current version (or ``options.version``) to ``env``; see the module docstring.
 
@@ -108,6 +119,8 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
     :class:`~stagecraft.errors.LockHeld` when another deploy holds the lock,
     :class:`~stagecraft.deploy.hooks.HookFailed` when a pre hook failed (nothing
     changed) and :class:`PostHookFailed` (with the result) when the post hook did.
+    An environment with ``driver: swarm`` is deployed as a stack
+    (:mod:`stagecraft.deploy.swarm.driver`).
     """
     opts = options or DeployOptions()
     environment = loaded.environment(env)
@@ -115,12 +128,64 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
         from stagecraft.deploy.swarm.driver import deploy_stack
 
         return deploy_stack(loaded, env, opts)
+
+    def work(run: Locked) -> DeployResult:
+        key = secret_digest.ensure_key(run.hosts[0], run.release.project, env)
+        values = {name: value.reveal() for name, value in run.secrets.items()}
+        rendered = render_hosts(
+            loaded,
+            env,
+            run.release,
+            compose=run.model,
+            secret_digests=secret_digest.digests(key, values),
+        )
+        return _locked(
+            loaded,
+            env,
+            environment=environment,
+            release=run.release,
+            rendered=rendered,
+            secrets=run.secrets,
+            hosts=run.hosts,
+            opts=opts,
+            runner=run.runner,
+        )
+
+    return run_locked(
+        loaded,
+        env,
+        opts,
+        check=lambda release, model: render_hosts(loaded, env, release, compose=model),
+        work=work,
+    )
+
+
+def run_locked(
+    loaded: LoadedConfig,
+    env: str,
+    opts: DeployOptions,
+    *,
+    check: Callable[[Release, EnvironmentCompose], object],
+    work: Callable[[Locked], DeployResult],
+) -> DeployResult:
+    """Phases 1, 2, 8 and 9 of every driver around its ``work`` under the lock.
+
+    Hooks are found (a hook file without +x fails first), the hosts' SSH
+    handshakes start, then the version, dirty check, release and compose model
+    are resolved and ``check`` renders them (bad config fails before any remote
+    command), and the secrets are read. Under the lock on the primary host
+    ``work`` runs; after it the images beyond ``deploy.retain`` are pruned, the
+    ``on-failure`` hook runs for a failure or an interruption after the lock was
+    taken (not for a failed pre hook: nothing changed), the ``post-`` hook on
+    success.
+    """
     started = time.monotonic()
     found = (  # a hook file without +x fails here, before anything else
         hooks.Hooks(loaded.root, opts.command)
         if opts.skip_hooks
         else hooks.discover(loaded.root, opts.command)
     )
+    environment = loaded.environment(env)
     hosts = environment_hosts(environment, opts.ssh_options)
     for host in hosts:  # the handshakes overlap the local work below
         host.warm_up()
@@ -130,7 +195,7 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
             check_dirty(version, env=env, allow_dirty=opts.allow_dirty)
         release = new_release(loaded.config, env, version)
         model = environment_compose(loaded, env)
-        rendered = render_hosts(loaded, env, release, compose=model)  # bad config: no command
+        check(release, model)  # bad config: no command
         secrets = resolve_secrets(loaded, env, opts.environ)
     except BaseException:
         for host in hosts:
@@ -167,26 +232,7 @@ def deploy(loaded: LoadedConfig, env: str, options: DeployOptions | None = None)
         with lock.held(hosts[0], info, wait=opts.lock_wait):
             locked = True
             say(opts, hosts[0].name, None, f"lock taken ({opts.command} {version.value})")
-            key = secret_digest.ensure_key(hosts[0], release.project, env)
-            values = {name: value.reveal() for name, value in secrets.items()}
-            rendered = render_hosts(
-                loaded,
-                env,
-                release,
-                compose=model,
-                secret_digests=secret_digest.digests(key, values),
-            )
-            result = _locked(
-                loaded,
-                env,
-                environment=environment,
-                release=release,
-                rendered=rendered,
-                secrets=secrets,
-                hosts=hosts,
-                opts=opts,
-                runner=runner,
-            )
+            result = work(Locked(release, model, hosts, secrets, runner))
         prune(
             hosts,
             release,
@@ -551,6 +597,7 @@ __all__ = [
     "DeployOptions",
     "DeployResult",
     "HostResult",
+    "Locked",
     "PostHookFailed",
     "build_release_images",
     "close_all",
@@ -559,5 +606,6 @@ __all__ = [
     "resolve_secrets",
     "rollback",
     "rollback_target",
+    "run_locked",
     "say",
 ]

@@ -146,7 +146,7 @@ class RenderedHost:
         yaml.default_flow_style = False
         yaml.width = 4096
         buffer = io.StringIO()
-        yaml.dump(_plain(self.document), buffer)
+        yaml.dump(plain_data(self.document), buffer)
         return HEADER + buffer.getvalue()
 
 
@@ -217,7 +217,7 @@ def env_file_values(service: RenderedService, secrets: Mapping[str, str]) -> dic
 def config_hash(definition: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``definition`` without image and labels."""
     body = {k: v for k, v in definition.items() if k not in ("image", "labels")}
-    canonical = json.dumps(_plain(body), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(plain_data(body), sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -508,12 +508,12 @@ class _Context:
         body.setdefault("restart", "unless-stopped")
         self.wire_dependencies(service, body)
         volumes = [v for v in body.get("volumes", []) if not self.dev_bind(v)]
-        _set_or_drop(body, "volumes", volumes)
+        set_or_drop(body, "volumes", volumes)
         if kind == "web":
             body["networks"] = {**dict(body.get("networks") or {}), EDGE_NETWORK: None}
         ports = self.published_ports(service)
-        _set_or_drop(body, "ports", ports)
-        _set_or_drop(body, "environment", body["environment"])
+        set_or_drop(body, "ports", ports)
+        set_or_drop(body, "environment", body["environment"])
         body["image"] = image
         templates = {key: describe(t) for key, t in sorted(secret_env.items())}
         digest = config_hash({**body, "x-secret-env": templates})
@@ -524,7 +524,7 @@ class _Context:
             **({SECRETS_LABEL: label_value(used)} if used else {}),
         }
         return RenderedService(
-            name, kind, image, digest, secrets, _plain(body), dict(secret_env), used
+            name, kind, image, digest, secrets, plain_data(body), dict(secret_env), used
         )
 
     def image(self, service: ComposeService) -> str:
@@ -570,9 +570,9 @@ class _Context:
             entry = f"{target}:{address}"
             if entry not in extra:
                 extra.append(entry)
-        _set_or_drop(body, "depends_on", depends)
-        _set_or_drop(body, "links", links)
-        _set_or_drop(body, "extra_hosts", sorted(extra) if isinstance(extra, list) else extra)
+        set_or_drop(body, "depends_on", depends)
+        set_or_drop(body, "links", links)
+        set_or_drop(body, "extra_hosts", sorted(extra) if isinstance(extra, list) else extra)
 
     def address_of(self, user: str, target: str) -> str:
         """The private IP of the first host running ``target``; RenderError if none."""
@@ -675,7 +675,7 @@ def _document(
         "services": {name: dict(svc.definition) for name, svc in services.items()},
     }
     used_networks = {n for svc in services.values() for n in svc.definition.get("networks", {})}
-    networks = _top_level(compose, "networks", used_networks - {EDGE_NETWORK})
+    networks = top_level(compose, "networks", used_networks - {EDGE_NETWORK})
     if EDGE_NETWORK in used_networks:
         networks[EDGE_NETWORK] = {"external": True, "name": EDGE_NETWORK}
     if networks:
@@ -686,13 +686,13 @@ def _document(
         for v in svc.definition.get("volumes", [])
         if isinstance(v, Mapping) and v.get("type") == "volume" and v.get("source")
     }
-    volumes = _top_level(compose, "volumes", used_volumes)
+    volumes = top_level(compose, "volumes", used_volumes)
     if volumes:
         document["volumes"] = volumes
     return document
 
 
-def _top_level(compose: ComposeProject, key: str, used: set[str]) -> dict[str, Any]:
+def top_level(compose: ComposeProject, key: str, used: set[str]) -> dict[str, Any]:
     """Top-level ``networks``/``volumes`` entries in ``used``, Compose's default names dropped."""
     found: dict[str, Any] = {}
     for name in sorted(used):
@@ -746,7 +746,7 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def _set_or_drop(body: dict[str, Any], key: str, value: Any) -> None:
+def set_or_drop(body: dict[str, Any], key: str, value: Any) -> None:
     """``body[key] = value``, or no key at all when ``value`` is empty."""
     if value:
         body[key] = value
@@ -754,10 +754,10 @@ def _set_or_drop(body: dict[str, Any], key: str, value: Any) -> None:
         body.pop(key, None)
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
     """``value`` with mappings turned into sorted dicts and tuples into lists."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(value[k]) for k in sorted(value, key=str)}
+        return {str(k): plain_data(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     return value

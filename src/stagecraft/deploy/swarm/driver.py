@@ -19,11 +19,12 @@ own rollout where the SSH driver rolls out host by host:
    stack deploy --resolve-image never --prune`` runs there;
 6. the deploy waits until every service converged (its tasks running and
    healthy with the new config) or Swarm rolled it back (``failure_action:
-   rollback``), reported per service with the task's error;
+   rollback``), reported per service with the task's error; a node that went
+   down meanwhile is reported (Swarm runs its tasks on the other nodes);
 7. the release is recorded in the ledger of every manager; secrets and proxy
    configs no longer used are removed; after the lock, every node's images
-   beyond the last ``retain`` releases are pruned (an image a task container
-   still uses is refused by Docker and stays).
+   beyond the last ``retain`` releases are pruned, as for the SSH driver (an
+   image a task container still uses is refused by Docker and stays).
 
 Example::
 
@@ -46,21 +47,13 @@ from stagecraft import log
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy import hooks, secret_digest
-from stagecraft.deploy.compose_env import environment_compose
-from stagecraft.deploy.pipeline import (
-    DeployOptions,
-    build_release_images,
-    close_all,
-    resolve_secrets,
-    say,
-)
-from stagecraft.deploy.release import Release, check_dirty, new_release, resolve_version
+from stagecraft.deploy.pipeline import DeployOptions, build_release_images, run_locked, say
+from stagecraft.deploy.release import Release
 from stagecraft.deploy.render import check_no_secret_values, wiring_address
 from stagecraft.deploy.rollout import ServiceOutcome
-from stagecraft.deploy.rollout.record import prune
-from stagecraft.deploy.rollout.result import DeployFailed, DeployResult, HostResult
+from stagecraft.deploy.rollout.result import DeployResult, HostResult
 from stagecraft.deploy.state import ledger, lock
-from stagecraft.deploy.state.layout import app_dir, environment_hosts
+from stagecraft.deploy.state.layout import app_dir
 from stagecraft.deploy.swarm import cluster
 from stagecraft.deploy.swarm.stack import STACK_FILE, Stack, render_stack
 from stagecraft.errors import ExitCode, StagecraftError
@@ -150,104 +143,30 @@ class ServiceState:
 def deploy_stack(loaded: LoadedConfig, env: str, options: DeployOptions) -> DeployResult:
     """Deploy (or roll back to) a version of ``env`` as a Swarm stack; see the module docstring.
 
-    Raises :class:`~stagecraft.deploy.rollout.result.DeployFailed` when a service
-    did not converge (Swarm rolled it back, or it never became healthy), with
-    the per-service result.
+    The phases around the lock are the SSH driver's
+    (:func:`~stagecraft.deploy.pipeline.run_locked`). Raises
+    :class:`~stagecraft.deploy.rollout.result.DeployFailed` when a service did
+    not converge (Swarm rolled it back, or it never became healthy), with the
+    per-service result.
     """
-    opts = options
-    started = time.monotonic()
-    found = (
-        hooks.Hooks(loaded.root, opts.command)
-        if opts.skip_hooks
-        else hooks.discover(loaded.root, opts.command)
-    )
-    environment = loaded.environment(env)
     _refuse_migrations(loaded, env)
-    hosts = environment_hosts(environment, opts.ssh_options)
-    for host in hosts:
-        host.warm_up()
-    try:
-        version = resolve_version(loaded.root, opts.version)
-        if opts.command == "deploy":
-            check_dirty(version, env=env, allow_dirty=opts.allow_dirty)
-        release = new_release(loaded.config, env, version)
-        model = environment_compose(loaded, env)
-        render_stack(loaded, env, release, compose=model)  # bad config: no command
-        secrets = resolve_secrets(loaded, env, opts.environ)
-    except BaseException:
-        for host in hosts:
-            host.cancel_warm_up()
-        close_all(hosts)
-        raise
-    runner = hooks.HookRunner(
-        found,
-        hooks.HookContext(
-            opts.command,
-            release.project,
-            env,
-            version.value,
-            release.id,
-            tuple(h.name for h in hosts),
-            lock.local_identity(),
-        ),
-        secrets=secrets.values(),
-        environ=opts.environ,
-        on_line=opts.hook_output,
-        say=lambda message: say(opts, "local", None, message),
-        started=started,
-    )
-    info = lock.LockInfo.create(
-        release.project,
+    environment = loaded.environment(env)
+    return run_locked(
+        loaded,
         env,
-        host=hosts[0].name,
-        command=opts.command,
-        version=version.value,
-        release=release.id,
+        options,
+        check=lambda release, model: render_stack(loaded, env, release, compose=model),
+        work=lambda run: _locked(
+            loaded,
+            env,
+            environment=environment,
+            release=run.release,
+            secrets=run.secrets,
+            hosts=run.hosts,
+            opts=options,
+            runner=run.runner,
+        ),
     )
-    locked = False
-    try:
-        with lock.held(hosts[0], info, wait=opts.lock_wait):
-            locked = True
-            say(opts, hosts[0].name, None, f"lock taken ({opts.command} {version.value})")
-            result = _locked(
-                loaded,
-                env,
-                environment=environment,
-                release=release,
-                secrets=secrets,
-                hosts=hosts,
-                opts=opts,
-                runner=runner,
-            )
-        prune(  # every node: Swarm's tasks may have run any release's images there
-            hosts,
-            release,
-            retain=environment.deploy.retain,
-            parallel=environment.deploy.parallel,
-            progress=opts.progress,
-        )
-    except hooks.HookFailed:
-        raise
-    except KeyboardInterrupt:
-        if locked:
-            runner.on_failure("interrupted")
-        raise
-    except Exception:
-        if locked:
-            runner.on_failure("failed")
-        raise
-    finally:
-        close_all(hosts)
-    if not result.ok:
-        runner.on_failure("failed")
-        raise DeployFailed(result)
-    from stagecraft.deploy.rollout.result import PostHookFailed
-
-    try:
-        runner.post()
-    except hooks.HookFailed as exc:
-        raise PostHookFailed(result, exc) from None
-    return result
 
 
 def _locked(
@@ -319,6 +238,8 @@ def _locked(
         say=lambda service, message: say(opts, swarm.leader, service, message),
         ready_after=ready_after(loaded, stack),
     )
+    for name in nodes_down(leader, swarm.nodes):
+        say(opts, name, None, "node down: Swarm runs its tasks on the other nodes of its roles")
     result = _result(
         release,
         env,
@@ -494,6 +415,13 @@ def _failure(
     if previous is None and len(errors) >= 3:
         return f"{len(errors)} task(s) failed{detail}", code
     return None
+
+
+def nodes_down(leader: SSHHost, nodes: Mapping[str, str]) -> list[str]:
+    """The hosts (of ``nodes``: host -> node id) whose node the swarm does not see ready."""
+    listed = leader.docker("node", "ls", "--format", "{{.ID}} {{.Status}}", check=False)
+    status = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+    return [host for host, node in nodes.items() if status.get(node, "Ready") != "Ready"]
 
 
 def ready_after(loaded: LoadedConfig, stack: Stack) -> dict[str, float]:

@@ -94,8 +94,11 @@ from stagecraft.deploy.render import (
     Placement,
     RenderError,
     config_hash,
+    plain_data,
     project_name,
+    set_or_drop,
     split_environment,
+    top_level,
 )
 from stagecraft.deploy.swarm.cluster import EDGE_LABEL, ROLE_LABEL
 
@@ -211,7 +214,7 @@ class Stack:
         yaml.default_flow_style = False
         yaml.width = 4096
         buffer = io.StringIO()
-        yaml.dump(_plain(self.document), buffer)
+        yaml.dump(plain_data(self.document), buffer)
         return HEADER + buffer.getvalue()
 
     def secret_values(self, values: Mapping[str, str]) -> dict[str, str]:
@@ -344,9 +347,9 @@ class _Renderer:
             for v in definition.get("volumes", [])
             if isinstance(v, Mapping) and v.get("type") == "volume" and v.get("source")
         }
-        volumes = _top_level(self.project, "volumes", used_volumes)
+        volumes = top_level(self.project, "volumes", used_volumes)
         used_networks = {n for d in definitions.values() for n in d.get("networks", {})}
-        networks = _top_level(self.project, "networks", used_networks - {"default"})
+        networks = top_level(self.project, "networks", used_networks - {"default"})
         top: dict[str, Any] = {"networks": networks, "volumes": volumes}
         for path, secret in self.compose.secrets_in(top) if self.compose.holds_secret(top) else ():
             raise RenderError(
@@ -384,7 +387,7 @@ class _Renderer:
         return Stack(
             name=self.stack,
             network=network_name(self.release.project, self.env),
-            document=_plain(document),
+            document=plain_data(document),
             services=services,
             secret_refs=dict(sorted(secret_refs.items())),
             files=files,
@@ -427,10 +430,10 @@ class _Renderer:
                 )
             clear[file_var] = f"{SECRETS_DIR}/{var}"
             mounts.append({"source": _secret_key(name, var), "target": var})
-        _set_or_drop(body, "environment", clear)
-        _set_or_drop(body, "secrets", mounts)
+        set_or_drop(body, "environment", clear)
+        set_or_drop(body, "secrets", mounts)
         volumes = [v for v in body.get("volumes", []) if not self.dev_bind(v)]
-        _set_or_drop(body, "volumes", volumes)
+        set_or_drop(body, "volumes", volumes)
         named = sorted(
             str(v["source"])
             for v in volumes
@@ -449,7 +452,7 @@ class _Renderer:
             )
         body["networks"] = {**_networks(body.get("networks")), "default": None}
         healthcheck = self.healthcheck(service, kind)
-        _set_or_drop(body, "healthcheck", healthcheck)
+        set_or_drop(body, "healthcheck", healthcheck)
         if kind == "web" and "stop_grace_period" not in body:
             drain = service.x_stagecraft.drain
             if drain is None:
@@ -485,7 +488,7 @@ class _Renderer:
             config_hash=digest,
             secrets=secret_names,
             secret_env=dict(templates),
-            definition=_plain(body),
+            definition=plain_data(body),
             role=role,
         )
 
@@ -816,31 +819,3 @@ def _user_labels(value: Any) -> dict[str, str]:
     else:
         items = [(k, v) for k, _, v in (str(e).partition("=") for e in value or [])]
     return {k: v for k, v in items if not k.startswith(LABEL_PREFIX)}
-
-
-def _top_level(compose: ComposeProject, key: str, used: set[str]) -> dict[str, Any]:
-    """Top-level ``networks``/``volumes`` entries in ``used``, Compose's default names dropped."""
-    found: dict[str, Any] = {}
-    for name in sorted(used):
-        entry = dict((compose.raw.get(key) or {}).get(name) or {})
-        if entry.get("name") == f"{compose.name}_{name}":
-            del entry["name"]  # the stack derives it again: <stack>_<name>
-        found[name] = {k: v for k, v in entry.items() if v not in ({}, None)} or None
-    return found
-
-
-def _set_or_drop(body: dict[str, Any], key: str, value: Any) -> None:
-    """``body[key] = value``, or no key at all when ``value`` is empty."""
-    if value:
-        body[key] = value
-    else:
-        body.pop(key, None)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with mappings turned into sorted dicts and tuples into lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(value[k]) for k in sorted(value, key=str)}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
