@@ -545,17 +545,14 @@ class _Context:
 
     def refuse_secrets_outside_environment(self, name: str, body: Mapping[str, Any]) -> None:
         """A secret interpolated anywhere but ``environment`` would be written in clear."""
-        rest = {k: v for k, v in body.items() if k != "environment"}
-        if not self.compose.holds_secret(rest):
-            return
-        for path, secret in self.compose.secrets_in(rest):
-            where = ".".join(str(part) for part in path)
-            raise RenderError(
-                f"environment {self.env}: service {name}: {where} uses secret {secret}; "
-                "a secret can only reach a container through its environment",
-                hint=f"pass {secret} as a variable in services.{name}.environment and read it "
-                "there (the compose file on the hosts is world-readable; env files are 0600)",
-            )
+        refuse_secrets_outside_environment(
+            self.compose,
+            self.env,
+            name,
+            body,
+            why="and read it there (the compose file on the hosts is world-readable; env files "
+            "are 0600)",
+        )
 
     def wire_dependencies(self, service: ComposeService, body: dict[str, Any]) -> None:
         """Drop ``depends_on``/``links`` to services on other hosts; add ``extra_hosts``."""
@@ -634,6 +631,26 @@ class _Context:
             "stagecraft.service": name,
             "stagecraft.version": self.release.version.value,
         }
+
+
+def refuse_secrets_outside_environment(
+    compose: EnvironmentCompose, env: str, name: str, body: Mapping[str, Any], *, why: str
+) -> None:
+    """RenderError when a secret is interpolated anywhere in ``body`` but ``environment``.
+
+    Anywhere else it would be written in clear into a file on the hosts; ``why``
+    ends the hint with how the driver passes a variable instead.
+    """
+    rest = {k: v for k, v in body.items() if k != "environment"}
+    if not compose.holds_secret(rest):
+        return
+    for path, secret in compose.secrets_in(rest):
+        where = ".".join(str(part) for part in path)
+        raise RenderError(
+            f"environment {env}: service {name}: {where} uses secret {secret}; "
+            "a secret can only reach a container through its environment",
+            hint=f"pass {secret} as a variable in services.{name}.environment {why}",
+        )
 
 
 def split_environment(

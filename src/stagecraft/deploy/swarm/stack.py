@@ -96,6 +96,7 @@ from stagecraft.deploy.render import (
     config_hash,
     plain_data,
     project_name,
+    refuse_secrets_outside_environment,
     set_or_drop,
     split_environment,
     top_level,
@@ -539,17 +540,14 @@ class _Renderer:
 
     def refuse_secrets_outside_environment(self, name: str, body: Mapping[str, Any]) -> None:
         """A secret interpolated anywhere but ``environment`` would be written in clear."""
-        rest = {k: v for k, v in body.items() if k != "environment"}
-        if not self.compose.holds_secret(rest):
-            return
-        for path, secret in self.compose.secrets_in(rest):
-            where = ".".join(str(part) for part in path)
-            raise RenderError(
-                f"environment {self.env}: service {name}: {where} uses secret {secret}; "
-                "a secret can only reach a container through its environment",
-                hint=f"pass {secret} as a variable in services.{name}.environment (on Swarm "
-                "it becomes a secret file named by <VAR>_FILE; the stack file is in clear)",
-            )
+        refuse_secrets_outside_environment(
+            self.compose,
+            self.env,
+            name,
+            body,
+            why="(on Swarm it becomes a secret file named by <VAR>_FILE; the stack file is in "
+            "clear)",
+        )
 
     def secret_name(self, service: str, var: str, template: Template) -> str:
         """The versioned Swarm secret name of ``var`` in ``service``."""
