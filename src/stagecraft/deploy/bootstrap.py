@@ -322,9 +322,10 @@ def ship_proxy_images(
     without a local copy each host pulls it as before.
     """
     from stagecraft.deploy import ship
-    from stagecraft.deploy.build import image_exists
+    from stagecraft.deploy.build import images_present
 
-    local = [image for image in images if image_exists(image)]
+    present = images_present(images)  # one local call
+    local = [image for image in images if present.get(image)]
     if not hosts or not local:
         return {}
     result = ship.ship_over_ssh_many([(h, local) for h in hosts], parallel=parallel)

@@ -342,6 +342,9 @@ def _locked(
         build_release_images(loaded, release, opts, runner)
     plan = _plan(release, rendered, jobs, environment)
     runner.pre(f"pre-{opts.command}")
+    # The same proxy `hosts bootstrap` sets up: a difference in its settings would make
+    # ensure() replace the running proxy (a gap in service) on every deploy.
+    proxy = edge.edge_for(loaded, env)
     try:
         ship_jobs(
             loaded,
@@ -352,6 +355,7 @@ def _locked(
             environ=opts.environ,
             say=lambda host, message: say(opts, host, None, message),
             live=opts.live,
+            edge_images=proxy.images if environment.routes else (),
         )
         _prepare(
             loaded,
@@ -362,6 +366,7 @@ def _locked(
             secrets=secrets,
             jobs=jobs,
             opts=opts,
+            edge_proxy=proxy,
         )
         _stage(jobs, environment, opts, first=True)
         _stop_if_any_failed(jobs, "accessories")
@@ -438,15 +443,13 @@ def _prepare(
     secrets: Mapping[str, SecretValue],
     jobs: Sequence[HostJob],
     opts: DeployOptions,
+    edge_proxy: edge.Edge,
 ) -> None:
     """Per host: steps, release files (0600 secrets), proxy and routes when it serves web."""
     compose = loaded.compose
     assert compose is not None  # render_hosts checked it
     routes = environment.routes
     revealed = tuple(v.reveal() for v in secrets.values())
-    # The same proxy `hosts bootstrap` sets up: a difference in its settings would make
-    # ensure() replace the running proxy (a gap in service) on every deploy.
-    edge_proxy = edge.edge_for(loaded, env)
 
     def one(job: HostJob) -> None:
         assert job.plan is not None

@@ -177,3 +177,29 @@ def test_an_image_for_another_platform_fails_that_host_with_the_fix() -> None:
     # An image the host already runs is not questioned.
     running = layers.parse_host_images("V 20.10.24\nA linux/amd64\nT shop/api:v2 sha256:aaa\n")
     assert layers.need(FakeSSHHost("web-1"), {"shop/api:v2": arm}, running).skip == ("shop/api:v2",)
+
+
+def test_one_local_inspect_answers_which_images_are_here_and_their_layers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stagecraft.deploy.ship.layers import inspect_present
+
+    def item(image_id: str) -> dict[str, object]:
+        return {"Id": image_id, "RootFS": {"Layers": ["sha256:a"]}, "Os": "linux"}
+
+    both = FakeRunner().expect(
+        "docker image inspect shop/api:v2 caddy:2", stdout=json.dumps([item("i1"), item("i2")])
+    )
+    monkeypatch.setattr("stagecraft.deploy.ship.layers.process.run", both)
+    found = inspect_present(["shop/api:v2", "caddy:2"])
+    assert {t: i.id for t, i in found.items()} == {"shop/api:v2": "i1", "caddy:2": "i2"}
+    assert len(both.calls) == 1
+
+    one_missing = (
+        FakeRunner()
+        .expect("docker image inspect shop/api:v2 caddy:2", returncode=1, stdout="[]")
+        .expect("docker image inspect shop/api:v2", stdout=json.dumps([item("i1")]))
+        .expect("docker image inspect caddy:2", returncode=1, stdout="[]")
+    )
+    monkeypatch.setattr("stagecraft.deploy.ship.layers.process.run", one_missing)
+    assert list(inspect_present(["shop/api:v2", "caddy:2"])) == ["shop/api:v2"]

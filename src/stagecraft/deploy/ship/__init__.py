@@ -192,13 +192,20 @@ def ship_over_ssh_many(
     parallel: int = 4,
     timeout: float | None = None,
     progress: stream.Progress | None = None,
+    local: Mapping[str, layers.LocalImage] | None = None,
 ) -> GroupResult[HostShipment]:
     """Per host, the images (local tags) it lacks, layer by layer (:mod:`.layers`, :mod:`.stream`).
 
     Hosts are compared in parallel; then one ``docker save`` of every image any
     host lacks is streamed, each host getting only the layers it does not have.
+    ``local`` is what the caller already read of the local images
+    (:func:`.layers.inspect_present`); the others are read here.
     """
-    local = layers.local_images(sorted({tag for _, tags in wants for tag in tags}))
+    tags = sorted({tag for _, tags in wants for tag in tags})
+    known = dict(local or {})
+    if any(tag not in known for tag in tags):
+        known.update(layers.local_images([t for t in tags if t not in known]))
+    local = known
     hosts = [host for host, _ in wants]
     checked = layers.needs(
         [(host, {tag: local[tag] for tag in tags}) for host, tags in wants], parallel=parallel

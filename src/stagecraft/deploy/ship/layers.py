@@ -100,27 +100,59 @@ class ShipLayersError(StagecraftError):
 
 
 def local_images(tags: Sequence[str]) -> dict[str, LocalImage]:
-    """``tag -> LocalImage`` from the local daemon (one ``docker image inspect``)."""
-    if not tags:
-        return {}
-    result = process.run(["docker", "image", "inspect", *tags], check=False)
-    try:
-        found = json.loads(result.stdout or "[]")
-    except ValueError:
-        found = []
-    images: dict[str, LocalImage] = {}
-    for tag, item in zip(tags, found, strict=False):
-        layers = tuple(item.get("RootFS", {}).get("Layers") or ())
-        platform = "/".join(p for p in (item.get("Os"), item.get("Architecture")) if p)
-        images[tag] = LocalImage(tag, item["Id"], layers, platform)
+    """``tag -> LocalImage`` from the local daemon (one ``docker image inspect``).
+
+    :class:`~stagecraft.deploy.ship.ShipError` names the first tag it lacks.
+    """
+    images = inspect_present(tags)
     missing = [tag for tag in tags if tag not in images]
-    if missing or len(found) != len(tags):
+    if missing:
         from stagecraft.deploy.ship import ShipError
 
         raise ShipError(
-            f"image {(missing or list(tags))[0]} is not on the local Docker daemon",
+            f"image {missing[0]} is not on the local Docker daemon",
             hint="build the release first (`stagecraft build`), or check the version",
         )
+    return images
+
+
+def inspect_present(
+    tags: Sequence[str], environ: Mapping[str, str] | None = None
+) -> dict[str, LocalImage]:
+    """``tag -> LocalImage`` of the ``tags`` the local daemon has; one call when it has all.
+
+    What a deploy asks first (which release images are here to ship, their IDs)
+    and what shipping needs (their layers) are this one answer.
+    """
+    unique = list(dict.fromkeys(tags))
+    if not unique:
+        return {}
+    found = _inspect(unique, environ)
+    if len(found) == len(unique):
+        return dict(zip(unique, found, strict=True))
+    images: dict[str, LocalImage] = {}
+    for tag in unique:  # some are missing: Docker's answer no longer lines up with the tags
+        one = _inspect([tag], environ)
+        if one:
+            images[tag] = one[0]
+    return images
+
+
+def _inspect(tags: Sequence[str], environ: Mapping[str, str] | None) -> list[LocalImage]:
+    result = process.run(
+        ["docker", "image", "inspect", *tags], env=environ, check=False, timeout=60
+    )
+    try:
+        found = json.loads(result.stdout or "[]")
+    except ValueError:
+        return []
+    if not isinstance(found, list) or (result.returncode != 0 and len(tags) == 1):
+        return []
+    images = []
+    for tag, item in zip(tags, found, strict=False):
+        layers = tuple(item.get("RootFS", {}).get("Layers") or ())
+        platform = "/".join(p for p in (item.get("Os"), item.get("Architecture")) if p)
+        images.append(LocalImage(tag, item["Id"], layers, platform))
     return images
 
 

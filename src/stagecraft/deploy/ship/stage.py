@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from stagecraft.config.loader import LoadedConfig
 from stagecraft.config.models import EnvironmentConfig
 from stagecraft.deploy import ship
-from stagecraft.deploy.build import built_services, images_present
+from stagecraft.deploy.build import built_services
 from stagecraft.deploy.release import Release
 from stagecraft.deploy.rollout.result import HostJob, run_jobs
-from stagecraft.deploy.ship import RegistryTarget, stream
+from stagecraft.deploy.ship import RegistryTarget, layers, stream
 from stagecraft.errors import StagecraftError
 from stagecraft.providers.secrets import SecretValue
 
@@ -40,15 +40,18 @@ def ship_jobs(
     environ: Mapping[str, str] | None,
     say: Say,
     live: bool = False,
+    edge_images: Sequence[str] = (),
 ) -> None:
     """Put each host's images on it: over SSH (what it lacks) or pushed once, then pulled.
 
-    With ``live``, each host's transfer is reported every second as it goes.
+    ``edge_images`` are the edge proxy's (when the environment has routes): in
+    ssh mode they go to the hosts that serve a route and lack them. With
+    ``live``, each host's transfer is reported every second as it goes.
     """
     alive = [j for j in jobs if j.alive]
-    edge_images = _edge_images(loaded, environment, release)
     release_images = {s.image for job in alive for s in job.rendered.services.values()}
-    present = images_present([*release_images, *edge_images], environ)  # one local call
+    found = layers.inspect_present(sorted({*release_images, *edge_images}), environ)
+    present = {tag: tag in found for tag in {*release_images, *edge_images}}  # one local call
     wanted = images_to_ship(loaded, environment, release, alive, present)
     target = registry_target(environment, release, secrets)
     if target is None:
@@ -56,7 +59,8 @@ def ship_jobs(
         for job in alive:
             if proxy and serves_routes(environment, job):
                 wanted[job.name] = sorted({*wanted[job.name], *proxy})
-        _ship_over_ssh([j for j in alive if wanted[j.name]], wanted, environment, say, live)
+        ready = [j for j in alive if wanted[j.name]]
+        _ship_over_ssh(ready, wanted, environment, say, live=live, local=found)
         return
     pushing = sorted({image for images in wanted.values() for image in images})
     if pushing:
@@ -83,7 +87,9 @@ def _ship_over_ssh(
     wanted: Mapping[str, list[str]],
     environment: EnvironmentConfig,
     say: Say,
+    *,
     live: bool,
+    local: Mapping[str, layers.LocalImage],
 ) -> None:
     """Send each host the layers it lacks, all from one local export."""
     progress = _progress(say) if live else None
@@ -92,6 +98,7 @@ def _ship_over_ssh(
             [(j.host, wanted[j.name]) for j in jobs],
             parallel=environment.deploy.parallel,
             progress=progress,
+            local=local,
         )
     except StagecraftError as exc:  # the local export (or a missing local image)
         for job in jobs:
@@ -152,17 +159,6 @@ def images_to_ship(
                 images.add(image)
         wanted[job.name] = sorted(images)
     return wanted
-
-
-def _edge_images(
-    loaded: LoadedConfig, environment: EnvironmentConfig, release: Release
-) -> tuple[str, ...]:
-    """The edge proxy's images when the environment has routes (they ship like the app's)."""
-    from stagecraft.deploy.edge import edge_for
-
-    if not environment.routes or release.env is None:
-        return ()
-    return edge_for(loaded, release.env).images
 
 
 def serves_routes(environment: EnvironmentConfig, job: HostJob) -> bool:

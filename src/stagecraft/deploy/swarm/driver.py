@@ -52,13 +52,13 @@ from stagecraft.deploy.release import Release
 from stagecraft.deploy.render import check_no_secret_values, wiring_address
 from stagecraft.deploy.rollout import ServiceOutcome
 from stagecraft.deploy.rollout.result import DeployResult, HostResult
+from stagecraft.deploy.ship import layers
 from stagecraft.deploy.state import ledger, lock
 from stagecraft.deploy.state.layout import app_dir
 from stagecraft.deploy.swarm import cluster
 from stagecraft.deploy.swarm.stack import STACK_FILE, Stack, render_stack
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.providers.secrets import SecretValue
-from stagecraft.runtime import process
 from stagecraft.runtime.ssh import SSHHost
 
 logger = logging.getLogger(__name__)
@@ -200,11 +200,12 @@ def _locked(
         say(opts, swarm.leader, None, change)
     ipvs = _has_ipvs(leader)
     draft = render_stack(loaded, env, release, secrets=values, key=key, ipvs=ipvs)
-    ids = local_image_ids(draft.images().values(), opts.environ)
+    local = layers.inspect_present(sorted(set(draft.images().values())), opts.environ)
+    ids = {tag: image.id for tag, image in local.items()}
     stack = render_stack(loaded, env, release, secrets=values, key=key, ipvs=ipvs, image_ids=ids)
     before = read_stack(leader, stack.name)
     runner.pre(f"pre-{opts.command}")
-    shipped = _ship(environment, stack, hosts, ids=ids, edge=edge, opts=opts)
+    shipped = _ship(environment, stack, hosts, local=local, edge=edge, opts=opts)
     failed_ship = {name: error for name, error in shipped.items() if isinstance(error, str)}
     if failed_ship:
         return _result(
@@ -440,27 +441,12 @@ def ready_after(loaded: LoadedConfig, stack: Stack) -> dict[str, float]:
     return found
 
 
-def local_image_ids(images: Iterable[str], environ: Mapping[str, str] | None) -> dict[str, str]:
-    """``tag -> image ID`` of the images the local daemon has (one ``docker`` call per image)."""
-    ids: dict[str, str] = {}
-    for image in sorted(set(images)):
-        result = process.run(
-            ["docker", "image", "inspect", "--format", "{{.Id}}", image],
-            env=environ,
-            check=False,
-            timeout=60,
-        )
-        if result.ok and result.stdout.strip():
-            ids[image] = result.stdout.strip()
-    return ids
-
-
 def _ship(
     environment: EnvironmentConfig,
     stack: Stack,
     hosts: Sequence[SSHHost],
     *,
-    ids: Mapping[str, str],
+    local: Mapping[str, layers.LocalImage],
     edge: Sequence[str],
     opts: DeployOptions,
 ) -> dict[str, dict[str, Any] | str]:
@@ -477,13 +463,13 @@ def _ship(
             for service, role in placement.items()
             if (role in roles if role else host.name in edge)
         }
-        wanted = sorted(image for image in mine if image in ids)
+        wanted = sorted(image for image in mine if image in local)
         if wanted:
             wants.append((host, wanted))
     if not wants:
         return {}
     try:
-        result = ship.ship_over_ssh_many(wants, parallel=environment.deploy.parallel)
+        result = ship.ship_over_ssh_many(wants, parallel=environment.deploy.parallel, local=local)
     except StagecraftError as exc:
         return {host.name: exc.message for host, _ in wants}
     found: dict[str, dict[str, Any] | str] = {}

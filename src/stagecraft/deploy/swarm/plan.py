@@ -23,9 +23,10 @@ from stagecraft.config.loader import LoadedConfig
 from stagecraft.deploy.compose_env import EnvironmentCompose, environment_compose
 from stagecraft.deploy.release import new_release, resolve_version
 from stagecraft.deploy.secret_digest import read_key, throwaway_key
+from stagecraft.deploy.ship.layers import inspect_present
 from stagecraft.deploy.state.layout import environment_hosts
 from stagecraft.deploy.swarm import cluster
-from stagecraft.deploy.swarm.driver import ServiceState, local_image_ids, read_stack
+from stagecraft.deploy.swarm.driver import ServiceState, read_stack
 from stagecraft.deploy.swarm.stack import EDGE_SERVICE, Stack, render_stack
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.runtime.fanout import describe
@@ -100,7 +101,8 @@ def plan_stack(
         leader = next(h for h in hosts if h.name == swarm.leader)
         key = read_key(hosts[0], release.project, env) or throwaway_key()
         draft = render_stack(loaded, env, release, compose=model, secrets=values, key=key)
-        ids = local_image_ids(draft.images().values(), None)
+        local = inspect_present(sorted(set(draft.images().values())))
+        ids = {tag: image.id for tag, image in local.items()}
         ipvs = leader.run(["sh", "-c", "test -e /proc/net/ip_vs"], check=False).returncode == 0
         stack = render_stack(
             loaded, env, release, compose=model, secrets=values, key=key, ipvs=ipvs, image_ids=ids
