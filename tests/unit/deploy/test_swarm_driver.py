@@ -348,3 +348,12 @@ def test_removing_a_swarm_app_goes_through_the_leader_and_waits_for_the_tasks() 
     assert leader.commands.index("docker stack rm shop-prod") < leader.commands.index(
         next(c for c in leader.commands if c.startswith("rm -rf"))
     )
+
+
+def test_tasks_on_a_node_that_is_down_count_for_nothing() -> None:
+    leader = FakeSSHHost("web-1")
+    stale = _task("web", "h2", "running")  # on node-1: its last known state
+    answer = _answer([_service("web", "h2", replicas=1)], [stale])
+    leader.expect(READ, stdout=answer + "#nodes\nnode-1 Down\nnode-2 Ready\n")
+    web = read_stack(leader, "fleet-production")["web"]
+    assert web.tasks == () and not web.converged()

@@ -75,6 +75,8 @@ docker service inspect --format '{{json .}}' $ids 2>/dev/null
 echo '#tasks'
 tasks=$(docker service ps -q $ids 2>/dev/null)
 [ -z "$tasks" ] || docker inspect --format '{{json .}}' $tasks 2>/dev/null
+echo '#nodes'
+docker node ls --format '{{.ID}} {{.Status}}' 2>/dev/null
 exit 0
 """
 _UPDATING = {"updating", "rollback_started"}
@@ -274,7 +276,15 @@ def read_stack(leader: SSHHost, stack: str) -> dict[str, ServiceState]:
     by_id: dict[str, str] = {}
     tasks: dict[str, list[TaskState]] = {}
     in_tasks = False
-    for line in result.stdout.splitlines():
+    text, _, nodes = result.stdout.partition("#nodes\n")
+    # A task on a node that is down keeps its last known state (often "running"):
+    # Swarm starts its replacement elsewhere, so it counts for nothing.
+    down = {
+        line.split(" ", 1)[0]
+        for line in nodes.splitlines()
+        if " " in line and line.split(" ", 1)[1].strip() != "Ready"
+    }
+    for line in text.splitlines():
         if line == "#tasks":
             in_tasks = True
             continue
@@ -287,7 +297,7 @@ def read_stack(leader: SSHHost, stack: str) -> dict[str, ServiceState]:
             by_id[str(data.get("ID"))] = name
             continue
         service = by_id.get(str(data.get("ServiceID")))
-        if service is None:
+        if service is None or str(data.get("NodeID") or "") in down:
             continue
         spec = (data.get("Spec") or {}).get("ContainerSpec") or {}
         status = data.get("Status") or {}
@@ -391,9 +401,9 @@ def wait_converged(
                     f"not converged after {timeout:.0f}s ({count} task(s) running the new "
                     f"config{last})"
                 )
-                outcomes[name] = ServiceOutcome(
-                    name, action[name], "failed", error, ExitCode.HEALTH_CHECK_FAILED
-                )
+                unhealthy = any("unhealthy" in e for e in errors)
+                code = ExitCode.HEALTH_CHECK_FAILED if unhealthy else ExitCode.FAILED
+                outcomes[name] = ServiceOutcome(name, action[name], "failed", error, code)
             break
         time.sleep(POLL)  # poll: Swarm has no event for "service converged"
     return [outcomes[name] for name in wanted if name in outcomes]
