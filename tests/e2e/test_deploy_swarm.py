@@ -295,10 +295,15 @@ def test_a_rotated_secret_updates_only_the_services_using_it(swarm: Swarm) -> No
 
 def test_rollback_to_v1(swarm: Swarm) -> None:
     v1 = next(r for r in swarm.history().releases if r.version == "v1")
+    wrk = WrkLoad(swarm.url(0), host=DOMAIN, duration=60, connections=8)
     new = NewConnectionLoad(swarm.url(1), host=DOMAIN, workers=2, max_seconds=120)
-    with new:
+    with wrk, new:
         out = swarm.cli("rollback", "--env", "production", "--to", v1.id)
+        time.sleep(1)
+        wrk.stop()
     assert out.returncode == 0, out.stdout + out.stderr
+    assert wrk.result is not None and wrk.result.requests > 0
+    assert wrk.result.failures == 0, wrk.result.output
     assert new.result.failures == 0, new.result.errors[:5]
     assert "v1" in new.result.sequence[-1]
     newest = swarm.history().releases[0]
@@ -324,6 +329,22 @@ def test_status_lists_the_tasks_per_node(swarm: Swarm) -> None:
     assert sum(w["replicas"]["running"] for w in webs) == 2
     assert set(found["data-1"]) == {"db", "worker"}
     assert "web" not in found["data-1"]
+
+
+def test_plan_releases_and_logs_read_the_swarm(swarm: Swarm) -> None:
+    plan = swarm.cli("plan", "--env", "production", "--version", "v1")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert f"swarm stack {swarm.stack}, leader web-1" in plan.stdout
+    assert "0 create, 0 update, 4 keep, 0 remove" in plan.stdout, plan.stdout
+    dry = swarm.cli("deploy", "--env", "production", "--version", "v1", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout == plan.stdout, dry.stdout + dry.stderr
+    releases = swarm.cli("releases", "--env", "production")
+    assert releases.returncode == 0, releases.stdout + releases.stderr
+    assert "v1" in releases.stdout and "v3" in releases.stdout and "rollback" in releases.stdout
+    logs = swarm.cli("logs", "worker", "--env", "production", "--tail", "3")
+    assert logs.returncode == 0, logs.stdout + logs.stderr
+    assert "data-1/worker" in logs.stdout and "worker v1 tick" in logs.stdout, logs.stdout
+    _no_secret(plan.stdout, releases.stdout, logs.stdout)
 
 
 def test_a_node_lost_mid_deploy_is_reported_and_a_rerun_converges(swarm: Swarm) -> None:

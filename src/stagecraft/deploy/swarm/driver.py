@@ -242,7 +242,14 @@ def _locked(
         ready_after=ready_after(loaded, stack),
     )
     for name in nodes_down(leader, swarm.nodes):
-        say(opts, name, None, "node down: Swarm runs its tasks on the other nodes of its roles")
+        say(
+            opts,
+            name,
+            None,
+            "node down: Swarm runs its tasks on the other nodes of its roles; a rolling update "
+            "waits for a task it had sent there (bring the node back, or drain it with `docker "
+            "node update --availability drain`), then deploy again",
+        )
     result = _result(
         release,
         env,
