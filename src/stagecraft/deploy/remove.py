@@ -25,6 +25,7 @@ from typing import Any
 
 from stagecraft.deploy.edge import Edge
 from stagecraft.deploy.release import Release
+from stagecraft.deploy.render import project_name
 from stagecraft.deploy.rollout.record import retained_elsewhere
 from stagecraft.deploy.state import ledger, lock
 from stagecraft.deploy.state.containers import read_host_state
@@ -246,13 +247,9 @@ def remove(
     return fan_out(targets, one, name=lambda h: h.name, parallel=parallel)
 
 
-def _stack_name(project: str, env: str) -> str:
-    return f"{project}-{env}"
-
-
 def _stack_services(leader: SSHHost, project: str, env: str) -> list[str]:
     """The services of the environment's stack, by compose service name (the edge included)."""
-    stack = _stack_name(project, env)
+    stack = project_name(project, env)
     listed = leader.docker(
         "service", "ls", "--filter", f"label=com.docker.stack.namespace={stack}",
         "--format", "{{.Name}}",
@@ -263,7 +260,7 @@ def _stack_services(leader: SSHHost, project: str, env: str) -> list[str]:
 
 def _remove_stack(leader: SSHHost, plan: RemovalPlan, services: Sequence[str]) -> None:
     """``docker stack rm`` (the whole app: its secrets and configs too), else its services."""
-    stack = _stack_name(plan.project, plan.env)
+    stack = project_name(plan.project, plan.env)
     if not plan.services:
         leader.docker("stack", "rm", stack)
         script = (
@@ -277,7 +274,7 @@ def _remove_stack(leader: SSHHost, plan: RemovalPlan, services: Sequence[str]) -
 
 def _wait_tasks_gone(host: SSHHost, plan: RemovalPlan, timeout: float = 60) -> None:
     """Until the node runs no container of the removed stack services (Swarm stops them)."""
-    stack = _stack_name(plan.project, plan.env)
+    stack = project_name(plan.project, plan.env)
     names = "|".join(f"{stack}_{s}" for s in plan.services) if plan.services else f"{stack}_"
     script = (
         f"for i in $(seq {int(timeout * 2)}); do "

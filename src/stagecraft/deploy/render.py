@@ -140,14 +140,19 @@ class RenderedHost:
 
     def text(self) -> str:
         """The ``docker-compose.yml`` of this host (deterministic: sorted keys)."""
-        from ruamel.yaml import YAML
+        return yaml_text(self.document, HEADER)
 
-        yaml = YAML(typ="safe", pure=True)
-        yaml.default_flow_style = False
-        yaml.width = 4096
-        buffer = io.StringIO()
-        yaml.dump(plain_data(self.document), buffer)
-        return HEADER + buffer.getvalue()
+
+def yaml_text(document: Mapping[str, Any], header: str) -> str:
+    """``document`` as block YAML with sorted keys after ``header`` (deterministic)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096
+    buffer = io.StringIO()
+    yaml.dump(plain_data(document), buffer)
+    return header + buffer.getvalue()
 
 
 def env_file_name(service: str) -> str:

@@ -200,7 +200,7 @@ def _locked(
     )
     for change in changes:
         say(opts, swarm.leader, None, change)
-    ipvs = _has_ipvs(leader)
+    ipvs = has_ipvs(leader)
     draft = render_stack(loaded, env, release, secrets=values, key=key, ipvs=ipvs)
     local = layers.inspect_present(sorted(set(draft.images().values())), opts.environ)
     ids = {tag: image.id for tag, image in local.items()}
@@ -684,7 +684,7 @@ def advertise_addresses(loaded: LoadedConfig, env: str) -> dict[str, str]:
     return {name: wiring_address(environment, env, name, why, mesh) for name in environment.hosts}
 
 
-def _has_ipvs(leader: SSHHost) -> bool:
+def has_ipvs(leader: SSHHost) -> bool:
     """Whether the leader's kernel has IPVS (Swarm's virtual IPs need it)."""
     found = leader.run(
         ["sh", "-c", "test -e /proc/net/ip_vs || test -d /sys/module/ip_vs"], check=False

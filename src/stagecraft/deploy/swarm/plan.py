@@ -26,8 +26,8 @@ from stagecraft.deploy.secret_digest import read_key, throwaway_key
 from stagecraft.deploy.ship.layers import inspect_present
 from stagecraft.deploy.state.layout import environment_hosts
 from stagecraft.deploy.swarm import cluster
-from stagecraft.deploy.swarm.driver import ServiceState, read_stack
-from stagecraft.deploy.swarm.stack import EDGE_SERVICE, Stack, render_stack
+from stagecraft.deploy.swarm.driver import ServiceState, has_ipvs, read_stack
+from stagecraft.deploy.swarm.stack import EDGE_SERVICE, Stack, render_stack, stack_name
 from stagecraft.errors import ExitCode, StagecraftError
 from stagecraft.runtime.fanout import describe
 from stagecraft.runtime.ssh import SSHOptions
@@ -95,7 +95,7 @@ def plan_stack(
     render_stack(loaded, env, release, compose=model)  # bad config fails before SSH
     values = {k: v.reveal() for k, v in resolve_secrets(loaded, env, None).items()}
     hosts = environment_hosts(environment, ssh_options)
-    stack_name = render_stack(loaded, env, release, compose=model).name
+    name = stack_name(release.project, env)
     try:
         swarm = cluster.join_state(hosts, environment.managers)
         leader = next(h for h in hosts if h.name == swarm.leader)
@@ -103,7 +103,7 @@ def plan_stack(
         draft = render_stack(loaded, env, release, compose=model, secrets=values, key=key)
         local = inspect_present(sorted(set(draft.images().values())))
         ids = {tag: image.id for tag, image in local.items()}
-        ipvs = leader.run(["sh", "-c", "test -e /proc/net/ip_vs"], check=False).returncode == 0
+        ipvs = has_ipvs(leader)  # as the deploy detects it: the same endpoint mode, same hash
         stack = render_stack(
             loaded, env, release, compose=model, secrets=values, key=key, ipvs=ipvs, image_ids=ids
         )
@@ -112,7 +112,7 @@ def plan_stack(
         if exc.exit_code != ExitCode.UNREACHABLE:
             raise  # a swarm not formed, a damaged answer: the error itself says what to do
         return StackPlan(
-            release.project, env, version.value, stack_name, None, (), describe("swarm", exc)
+            release.project, env, version.value, name, None, (), describe("swarm", exc)
         )
     finally:
         close_all(hosts)

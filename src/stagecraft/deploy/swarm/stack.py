@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import logging
 import shlex
 from collections.abc import Iterable, Mapping
@@ -100,6 +99,7 @@ from stagecraft.deploy.render import (
     set_or_drop,
     split_environment,
     top_level,
+    yaml_text,
 )
 from stagecraft.deploy.swarm.cluster import EDGE_LABEL, ROLE_LABEL
 
@@ -209,14 +209,7 @@ class Stack:
 
     def text(self) -> str:
         """The stack file (deterministic: sorted keys)."""
-        from ruamel.yaml import YAML
-
-        yaml = YAML(typ="safe", pure=True)
-        yaml.default_flow_style = False
-        yaml.width = 4096
-        buffer = io.StringIO()
-        yaml.dump(plain_data(self.document), buffer)
-        return HEADER + buffer.getvalue()
+        return yaml_text(self.document, HEADER)
 
     def secret_values(self, values: Mapping[str, str]) -> dict[str, str]:
         """Per Swarm secret name, its content: the variable's template with ``values``.
